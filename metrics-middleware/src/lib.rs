@@ -1,0 +1,61 @@
+//! Observability for [Actix-web] services on Kubernetes and Google Cloud.
+//!
+//! Add one middleware and one server to an Actix app and it gets Prometheus
+//! request metrics labelled by method, route template and status, process
+//! metrics, your own metrics on the same registry, and a scrape endpoint on a
+//! port of its own.
+//!
+//! ```no_run
+//! use actix_web::{web, App, HttpServer};
+//! use metrics_middleware::{HttpMetrics, MetricsServer};
+//!
+//! #[actix_web::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let metrics = HttpMetrics::builder().exclude_path("/healthz").build()?;
+//!
+//!     // `GET /metrics` on port 9090, away from the public port.
+//!     let scrape = MetricsServer::builder(metrics.registry().clone())
+//!         .bind(([0, 0, 0, 0], 9090))
+//!         .run()?;
+//!     let scrape_handle = scrape.handle();
+//!     actix_web::rt::spawn(scrape);
+//!
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .wrap(metrics.clone())
+//!             .route("/users/{id}", web::get().to(|| async { "a user" }))
+//!     })
+//!     .bind(("0.0.0.0", 8080))?
+//!     .run()
+//!     .await?;
+//!     scrape_handle.stop(true).await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Where things are
+//!
+//! | concern | module |
+//! |---|---|
+//! | request metrics: builder, names, middleware | [`metrics`] |
+//! | the names of the original Flask service | [`Naming::flask_exporter`] |
+//! | a counter for one route or scope | [`RouteCounter`] |
+//! | `process_*` metrics and `rust_build_info` | [`process`] |
+//! | the scrape endpoint on its own port | [`metrics_server`] |
+//!
+//! [Actix-web]: https://actix.rs
+#![deny(missing_docs)]
+
+pub mod metrics;
+pub mod metrics_server;
+pub mod process;
+
+pub use metrics::{
+    BuildError, Dimension, HttpMetrics, HttpMetricsBuilder, MetricSpec, Naming, RouteCounter,
+};
+pub use metrics_server::{MetricsServer, MetricsServerBuilder, MetricsServerError};
+pub use process::BuildInfo;
+
+/// The `prometheus` crate this library records into, re-exported so that an
+/// application registers its own metrics with the very same version.
+pub use prometheus;
