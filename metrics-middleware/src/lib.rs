@@ -42,13 +42,18 @@
 //! | a counter for one route or scope | [`RouteCounter`] |
 //! | `process_*` metrics and `rust_build_info` | [`process`] |
 //! | the scrape endpoint on its own port | [`metrics_server`] |
+//! | the text exposition format | [`text_format`] |
+//! | flags and environment variables (`cli` feature) | `cli` |
 //!
 //! [Actix-web]: https://actix.rs
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod metrics;
 pub mod metrics_server;
 pub mod process;
+pub mod text_format;
 
 pub use metrics::{
     BuildError, Dimension, HttpMetrics, HttpMetricsBuilder, MetricSpec, Naming, RouteCounter,

@@ -10,24 +10,10 @@ use std::net::SocketAddr;
 use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, App, HttpResponse, HttpServer};
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::Registry;
 use thiserror::Error;
 
-/// The content type of the Prometheus text exposition format.
-pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Renders every metric in `registry` in the Prometheus text format.
-pub fn render(registry: &Registry) -> String {
-    let families = registry.gather();
-    let mut buffer = Vec::with_capacity(16 * 1024);
-    if let Err(err) = TextEncoder::new().encode(&families, &mut buffer) {
-        // Only an inconsistent metric family can fail to encode; render what
-        // we have rather than failing the whole scrape.
-        log::error!("cannot render metrics: {err}");
-    }
-    String::from_utf8(buffer)
-        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
-}
+pub use crate::text_format::{render, CONTENT_TYPE as TEXT_FORMAT};
 
 /// An Actix handler that answers a scrape of `registry`: mount it on an app
 /// port with `web::resource("/metrics").route(web::get().to(...))` where a

@@ -1,0 +1,160 @@
+//! The hello service of the original Flask demo, rebuilt on
+//! `metrics-middleware`. Run with: `cargo run -p flask-app-rs`
+//!
+//! - `GET /` answers `Hello World!`, logs `Received hello request !` and
+//!   counts `flask_app_hello_requests_total{app="flask-app",environment="staging"}`;
+//!   with `CHAOS_TARGET_PERCENT` set, that share of requests fails with a
+//!   random status in 400..=500.
+//! - `GET /hello/{name}` greets by name (a route with a path parameter, to see
+//!   route templates in the metrics).
+//! - `GET /delay/{ms}` answers after `ms` milliseconds (at most 10 s): slow
+//!   requests for latency panels, and for watching a graceful shutdown drain.
+//! - `GET /healthz` for Kubernetes probes; not measured.
+//! - Metrics on their own port, with the Flask exporter's names.
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpResponse};
+use metrics_middleware::prometheus::Opts;
+use metrics_middleware::{BuildError, HttpMetrics, Naming, RouteCounter};
+
+mod chaos;
+pub mod settings;
+
+pub use chaos::Chaos;
+
+/// What every worker's app shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    metrics: HttpMetrics,
+    hello_counter: RouteCounter,
+    chaos: Chaos,
+}
+
+impl AppState {
+    /// Registers the service's metrics: the Flask exporter's request metrics,
+    /// process metrics, and the hello counter.
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] if the metrics cannot be registered.
+    pub fn new(chaos: Chaos) -> Result<Self, BuildError> {
+        let metrics = HttpMetrics::builder()
+            .naming(Naming::flask_exporter())
+            .exclude_path("/healthz")
+            .build_info(metrics_middleware::build_info!())
+            .build()?;
+        let hello_counter = metrics.route_counter(
+            Opts::new("flask_app_hello_requests_total", "Number of hello requests")
+                .const_label("app", "flask-app")
+                .const_label("environment", "staging"),
+        )?;
+        Ok(Self {
+            metrics,
+            hello_counter,
+            chaos,
+        })
+    }
+
+    /// The request metrics and their registry.
+    pub fn metrics(&self) -> &HttpMetrics {
+        &self.metrics
+    }
+}
+
+/// The application, apart from any server, so that tests can call it in-process.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(state.metrics.clone())
+        .app_data(web::Data::new(state.chaos))
+        .service(
+            web::resource("/")
+                .wrap(state.hello_counter.clone())
+                .route(web::get().to(hello)),
+        )
+        .route("/hello/{name}", web::get().to(hello_name))
+        .route("/delay/{ms}", web::get().to(delay))
+        .route("/healthz", web::get().to(healthz))
+}
+
+async fn hello(chaos: web::Data<Chaos>) -> HttpResponse {
+    log::info!("Received hello request !");
+    match chaos.draw() {
+        Some(status) => HttpResponse::build(status).body("Chaos!"),
+        None => HttpResponse::Ok().body("Hello World!"),
+    }
+}
+
+async fn hello_name(name: web::Path<String>) -> String {
+    format!("Hello {name}!")
+}
+
+/// The longest `/delay/{ms}` sleeps, so that a client cannot hold a worker's
+/// connection for long.
+const MAX_DELAY: Duration = Duration::from_secs(10);
+
+async fn delay(ms: web::Path<u64>) -> String {
+    let delay = Duration::from_millis(*ms).min(MAX_DELAY);
+    actix_web::rt::time::sleep(delay).await;
+    format!("Waited {} ms", delay.as_millis())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().body("ok")
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::test::{call_and_read_body, call_service, init_service, TestRequest};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn hello_answers_and_is_counted() {
+        let state = AppState::new(Chaos::new(0).expect("valid")).expect("metrics");
+        let app = init_service(app(state.clone())).await;
+        let body = call_and_read_body(&app, TestRequest::get().uri("/").to_request()).await;
+        assert_eq!(body, "Hello World!");
+        let body =
+            call_and_read_body(&app, TestRequest::get().uri("/hello/ada").to_request()).await;
+        assert_eq!(body, "Hello ada!");
+        let res = call_service(&app, TestRequest::get().uri("/healthz").to_request()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+
+        let scrape = state.metrics().render();
+        assert!(
+            scrape.contains(
+                "flask_app_hello_requests_total{app=\"flask-app\",environment=\"staging\"} 1\n"
+            ),
+            "{scrape}"
+        );
+        assert!(scrape.contains("path=\"/hello/{name}\""), "{scrape}");
+        assert!(!scrape.contains("healthz"), "{scrape}");
+    }
+
+    #[actix_web::test]
+    async fn full_chaos_fails_every_hello_with_a_4xx_or_5xx() {
+        let state = AppState::new(Chaos::new(100).expect("valid")).expect("metrics");
+        let app = init_service(app(state)).await;
+        for _ in 0..50 {
+            let res = call_service(&app, TestRequest::get().uri("/").to_request()).await;
+            assert!(
+                (400..=500).contains(&res.status().as_u16()),
+                "{}",
+                res.status()
+            );
+        }
+    }
+}

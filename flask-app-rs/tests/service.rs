@@ -1,0 +1,352 @@
+//! The flask-app-rs binary seen from outside: started on free ports, driven
+//! over HTTP, scraped by a real Prometheus and checked by promtool.
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use test_support::{agent, free_port, get, promtool_check_metrics, Process, Prometheus, Sample};
+
+struct Service {
+    process: Process,
+    app: String,
+    metrics: String,
+    metrics_target: String,
+}
+
+fn start(envs: &[(&str, &str)]) -> Service {
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flask-app-rs"));
+    command
+        .env("PORT", port.to_string())
+        .env("METRICS_PORT", metrics_port.to_string())
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("WORKERS", "2")
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied());
+    let mut process = Process::spawn("flask-app-rs", &mut command);
+    let app = format!("http://127.0.0.1:{port}");
+    process.wait_ready(&format!("{app}/healthz"), Duration::from_secs(30));
+    Service {
+        process,
+        app,
+        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+        metrics_target: format!("127.0.0.1:{metrics_port}"),
+    }
+}
+
+fn total(samples: &[Sample]) -> f64 {
+    samples.iter().map(|s| s.value).sum()
+}
+
+fn label_values(samples: &[Sample], label: &str) -> BTreeSet<String> {
+    samples
+        .iter()
+        .filter_map(|s| s.labels.get(label).cloned())
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_the_original_metrics_with_bounded_series() {
+    let service = start(&[]);
+    let prometheus = Prometheus::start(
+        &[("flask-app", service.metrics_target.clone())],
+        Duration::from_millis(500),
+    );
+    let http = agent();
+    for _ in 0..10 {
+        assert_eq!(
+            get(&http, &format!("{}/", service.app)).expect("hello"),
+            (200, "Hello World!".into())
+        );
+    }
+    for name in ["alice", "alice", "alice", "bob", "bob"] {
+        let (status, body) =
+            get(&http, &format!("{}/hello/{name}", service.app)).expect("hello name");
+        assert_eq!((status, body), (200, format!("Hello {name}!")));
+    }
+    for n in 0..10 {
+        assert_eq!(
+            get(&http, &format!("{}/unknown/{n}", service.app))
+                .expect("404")
+                .0,
+            404
+        );
+    }
+    prometheus.wait_for(
+        "sum(flask_http_request_total)",
+        Duration::from_secs(30),
+        |s| total(s) == 25.0,
+    );
+    let series_before = total(
+        &prometheus
+            .query(r#"count({job="flask-app"})"#)
+            .expect("count"),
+    );
+
+    for n in 10..1010 {
+        assert_eq!(
+            get(&http, &format!("{}/unknown/{n}?q={n}", service.app))
+                .expect("404")
+                .0,
+            404
+        );
+    }
+    prometheus.wait_for(
+        "sum(flask_http_request_total)",
+        Duration::from_secs(30),
+        |s| total(s) == 1025.0,
+    );
+    let series_after = total(
+        &prometheus
+            .query(r#"count({job="flask-app"})"#)
+            .expect("count"),
+    );
+    assert_eq!(
+        series_before, series_after,
+        "1,000 unknown paths must not add series"
+    );
+    assert!(prometheus
+        .query(r#"{__name__=~".+", path=~"/unknown.*"}"#)
+        .expect("query")
+        .is_empty());
+
+    // flask_http_request_total{method,status}
+    let requests = prometheus.query("flask_http_request_total").expect("query");
+    for sample in &requests {
+        assert_eq!(
+            sample.exporter_label_names(),
+            ["method", "status"],
+            "{sample:?}"
+        );
+    }
+    let by_status = |status: &str| {
+        total(
+            &prometheus
+                .query(&format!(
+                    r#"flask_http_request_total{{method="GET",status="{status}"}}"#
+                ))
+                .expect("query"),
+        )
+    };
+    assert_eq!(by_status("200"), 15.0);
+    assert_eq!(by_status("404"), 1010.0);
+
+    // flask_http_request_duration_seconds{method,path,status}, route templates only
+    let counts = prometheus
+        .query("flask_http_request_duration_seconds_count")
+        .expect("query");
+    for sample in &counts {
+        assert_eq!(
+            sample.exporter_label_names(),
+            ["method", "path", "status"],
+            "{sample:?}"
+        );
+    }
+    assert_eq!(
+        label_values(&counts, "path"),
+        BTreeSet::from([
+            "/".to_owned(),
+            "/hello/{name}".to_owned(),
+            "<unmatched>".to_owned()
+        ])
+    );
+    let buckets = prometheus
+        .query(r#"flask_http_request_duration_seconds_bucket{path="/"}"#)
+        .expect("query");
+    let le: BTreeSet<String> = label_values(&buckets, "le");
+    let expected: BTreeSet<String> = [
+        "0.005", "0.01", "0.025", "0.05", "0.075", "0.1", "0.25", "0.5", "0.75", "1.0", "2.5",
+        "5.0", "7.5", "10.0", "+Inf",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(le, expected);
+
+    let hello = prometheus
+        .query("flask_app_hello_requests_total")
+        .expect("query");
+    assert_eq!(hello.len(), 1);
+    assert_eq!(hello[0].exporter_label_names(), ["app", "environment"]);
+    assert_eq!(hello[0].labels["app"], "flask-app");
+    assert_eq!(hello[0].labels["environment"], "staging");
+    assert_eq!(hello[0].value, 10.0);
+
+    let info = prometheus.query("flask_exporter_info").expect("query");
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].exporter_label_names(), ["version"]);
+    assert_eq!(info[0].value, 1.0);
+
+    for name in [
+        "process_cpu_seconds_total",
+        "process_max_fds",
+        "process_open_fds",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_virtual_memory_bytes",
+        "rust_build_info",
+        "flask_http_requests_in_flight",
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+    ] {
+        let samples = prometheus.query(name).expect("query");
+        assert_eq!(samples.len(), 1, "{name}: {samples:?}");
+    }
+    assert_eq!(prometheus.query("up").expect("query")[0].value, 1.0);
+    let rss = prometheus
+        .query("process_resident_memory_bytes")
+        .expect("query")[0]
+        .value;
+    assert!(rss > 1e6 && rss < 1e9, "resident memory {rss}");
+    drop(service);
+}
+
+#[test]
+fn scrape_passes_promtool_and_metrics_stay_off_the_app_port() {
+    let service = start(&[]);
+    let http = agent();
+    get(&http, &format!("{}/", service.app)).expect("hello");
+    get(&http, &format!("{}/hello/x", service.app)).expect("hello name");
+    get(&http, &format!("{}/nope", service.app)).expect("404");
+
+    let (status, scrape) = get(&http, &service.metrics).expect("scrape");
+    assert_eq!(status, 200);
+    promtool_check_metrics(&scrape).unwrap_or_else(|said| panic!("{said}\n{scrape}"));
+
+    assert_eq!(
+        get(&http, &format!("{}/metrics", service.app))
+            .expect("app port")
+            .0,
+        404
+    );
+    let other = service.metrics.replace("/metrics", "/other");
+    assert_eq!(get(&http, &other).expect("metrics port").0, 404);
+    // Scrapes are not counted as requests.
+    let (_, scrape) = get(&http, &service.metrics).expect("scrape");
+    assert!(!scrape.contains("/metrics"), "{scrape}");
+}
+
+#[test]
+fn chaos_fails_about_half_the_requests_and_the_status_label_shows_them() {
+    let service = start(&[("CHAOS_TARGET_PERCENT", "50")]);
+    let http = agent();
+    let mut failed = 0;
+    for _ in 0..2000 {
+        let (status, _) = get(&http, &format!("{}/", service.app)).expect("request");
+        if status != 200 {
+            assert!((400..=500).contains(&status), "{status}");
+            failed += 1;
+        }
+    }
+    // Binomial(2000, 0.5): standard deviation 22; allow about 7 of them.
+    assert!((850..=1150).contains(&failed), "{failed} of 2000 failed");
+
+    let (_, scrape) = get(&http, &service.metrics).expect("scrape");
+    let mut counted_failures = 0.0;
+    let mut counted = 0.0;
+    for line in scrape
+        .lines()
+        .filter(|l| l.starts_with("flask_http_request_total{"))
+    {
+        let status: u16 = line
+            .split("status=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .expect("status label");
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("value");
+        counted += value;
+        if status != 200 {
+            assert!((400..=500).contains(&status), "{line}");
+            counted_failures += value;
+        }
+    }
+    assert_eq!(counted, 2000.0, "{scrape}");
+    assert_eq!(counted_failures, f64::from(failed), "{scrape}");
+    // All 2,000 were counted by the hello counter, failures included.
+    assert!(scrape.contains(
+        "flask_app_hello_requests_total{app=\"flask-app\",environment=\"staging\"} 2000"
+    ));
+}
+
+fn start_expecting_failure(envs: &[(&str, &str)]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_flask-app-rs"))
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("PORT", free_port().to_string())
+        .env("METRICS_PORT", free_port().to_string())
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run flask-app-rs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "started despite {envs:?}: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn bad_settings_end_start_up_with_one_line_naming_them() {
+    let err = start_expecting_failure(&[("CHAOS_TARGET_PERCENT", "abc")]);
+    assert!(
+        err.contains("CHAOS_TARGET_PERCENT") && err.contains("0 to 100"),
+        "{err}"
+    );
+    let err = start_expecting_failure(&[("CHAOS_TARGET_PERCENT", "150")]);
+    assert!(err.contains("CHAOS_TARGET_PERCENT"), "{err}");
+    let err = start_expecting_failure(&[("PORT", "70000")]);
+    assert!(err.contains("PORT") && err.contains("70000"), "{err}");
+    let err = start_expecting_failure(&[("WORKERS", "0")]);
+    assert!(err.contains("WORKERS"), "{err}");
+
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let err = start_expecting_failure(&[("PORT", port.as_str())]);
+    assert!(
+        err.contains("PORT") && err.contains(&port) && err.contains("in use"),
+        "{err}"
+    );
+    let err = start_expecting_failure(&[("METRICS_PORT", port.as_str())]);
+    assert!(err.contains("METRICS_PORT") && err.contains(&port), "{err}");
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
+    let mut service = start(&[]);
+    let slow_url = format!("{}/delay/1500", service.app);
+    let slow = std::thread::spawn(move || get(&agent(), &slow_url));
+    std::thread::sleep(Duration::from_millis(300));
+    service.process.signal("TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    // The listener is closed: new connections are refused...
+    assert!(
+        TcpStream::connect(service.app.trim_start_matches("http://")).is_err(),
+        "still accepting after SIGTERM"
+    );
+    // ...while the request in flight is answered in full.
+    let answer = slow
+        .join()
+        .expect("client thread")
+        .expect("in-flight request answered");
+    assert_eq!(answer, (200, "Waited 1500 ms".to_owned()));
+    let status = service
+        .process
+        .wait_exit(Duration::from_secs(20))
+        .expect("exited");
+    assert!(status.success(), "{status}: {}", service.process.output());
+}
