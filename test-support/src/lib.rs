@@ -214,7 +214,23 @@ impl Prometheus {
                 "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
             ));
         }
-        Self::start_with_config(&config, &[])
+        let prometheus = Self::start_with_config(&config, &[]);
+        prometheus.wait_for_targets(targets.len(), Duration::from_secs(30));
+        prometheus
+    }
+
+    /// Waits until Prometheus knows `count` targets. Its discovery manager
+    /// hands targets over in batches every 5 s, so `/-/ready` comes first.
+    pub fn wait_for_targets(&self, count: usize, timeout: Duration) {
+        wait_for("Prometheus to load its targets", timeout, || {
+            let data = self.api("/api/v1/targets", &[("state", "active")])?;
+            let active = data["activeTargets"].as_array().map_or(0, Vec::len);
+            if active == count {
+                Ok(())
+            } else {
+                Err(format!("{active} active targets"))
+            }
+        });
     }
 
     /// Starts Prometheus with a configuration text and extra files (rule

@@ -1,0 +1,113 @@
+//! Run with: `cargo run -p custom-metrics-example`
+//!
+//! A process with no web application that exposes one custom counter,
+//! `custom_metric_example_total{app="custom-metrics-example",environment="staging"}`,
+//! incremented every interval (5 s by default), next to the process metrics,
+//! on the crate's metrics server.
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use actix_web::rt::signal::unix::{signal, SignalKind};
+use clap::Parser;
+use metrics_middleware::prometheus::{IntCounter, Opts, Registry};
+use metrics_middleware::{process, BuildError, MetricsServer, MetricsServerError};
+
+/// A custom Prometheus counter that rises by one every interval.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Settings {
+    /// Port of the Prometheus scrape endpoint (`GET /metrics`).
+    #[arg(long, env = "METRICS_PORT", default_value_t = 9090)]
+    metrics_port: u16,
+
+    /// Address the metrics port listens on.
+    #[arg(long, env = "BIND_ADDRESS", default_value = "0.0.0.0")]
+    bind_address: IpAddr,
+
+    /// Time between two increments of the counter, such as `5s` or `500ms`.
+    #[arg(long, env = "INCREMENT_INTERVAL", default_value = "5s", value_parser = parse_interval)]
+    increment_interval: Duration,
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let interval =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (try `5s` or `500ms`)"))?;
+    if interval < Duration::from_millis(10) {
+        return Err("must be at least 10ms".to_owned());
+    }
+    Ok(interval)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Metrics(#[from] BuildError),
+    #[error("{0} (set by --metrics-port or METRICS_PORT)")]
+    MetricsServer(#[from] MetricsServerError),
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+fn main() -> ExitCode {
+    let settings: Settings = metrics_middleware::cli::parse_or_exit();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    match actix_web::rt::System::new().block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Registers the counter of the original, with its constant labels.
+fn custom_counter(registry: &Registry) -> Result<IntCounter, BuildError> {
+    let name = "custom_metric_example_total";
+    let register_error = |source| BuildError::Register {
+        metric: name.to_owned(),
+        source,
+    };
+    let counter = IntCounter::with_opts(
+        Opts::new(name, "A custom counter incremented at a fixed interval")
+            .const_label("app", "custom-metrics-example")
+            .const_label("environment", "staging"),
+    )
+    .map_err(register_error)?;
+    registry
+        .register(Box::new(counter.clone()))
+        .map_err(register_error)?;
+    Ok(counter)
+}
+
+async fn run(settings: Settings) -> Result<(), StartError> {
+    let registry = Registry::new();
+    process::register(&registry, &metrics_middleware::build_info!())?;
+    let counter = custom_counter(&registry)?;
+
+    let addr = SocketAddr::new(settings.bind_address, settings.metrics_port);
+    let server = MetricsServer::builder(registry).bind(addr).run()?;
+    let server_handle = server.handle();
+    actix_web::rt::spawn(server);
+    log::info!(
+        "metrics on {addr}/metrics, incrementing every {}",
+        humantime::format_duration(settings.increment_interval)
+    );
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut ticks = actix_web::rt::time::interval(settings.increment_interval);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                counter.inc();
+                log::info!("Custom metric incremented.");
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    log::info!("stopping");
+    server_handle.stop(true).await;
+    Ok(())
+}
