@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -15,9 +14,9 @@ use actix_web::web::Bytes;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::instruments::{InFlightGuard, LabelValues, Measurement};
+use super::instruments::{InFlightGuard, Series};
 use super::labels::RouteLabel;
-use super::middleware::Shared;
+use super::middleware::{Shared, Worker};
 
 /// How the request body is sized.
 pub(crate) enum RequestBytes {
@@ -38,7 +37,7 @@ impl RequestBytes {
 
 /// What is known of a request from its start until its response head.
 pub(crate) struct Pending {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) worker: Rc<Worker>,
     pub(crate) start: Instant,
     pub(crate) method: &'static str,
     pub(crate) request_bytes: RequestBytes,
@@ -53,46 +52,34 @@ impl Pending {
         status: StatusCode,
         route: impl FnOnce(&Shared) -> RouteLabel,
     ) -> Option<Completion> {
-        if self.shared.excluded_statuses.contains(&status) {
+        let shared = &self.worker.shared;
+        if shared.excluded_statuses.contains(&status) {
             return None;
         }
-        let route = route(&self.shared);
+        let series = self.worker.series(self.method, &route(shared), status);
         Some(Completion {
-            pending: self,
-            route,
-            status,
+            series,
+            start: self.start,
+            request_bytes: self.request_bytes,
+            _in_flight: self.in_flight,
         })
     }
 }
 
 /// A request whose response has started; recorded when its body is done.
 pub(crate) struct Completion {
-    pending: Pending,
-    route: RouteLabel,
-    status: StatusCode,
+    series: Rc<Series>,
+    start: Instant,
+    request_bytes: RequestBytes,
+    /// Dropped with the completion, after recording.
+    _in_flight: InFlightGuard,
 }
 
 impl Completion {
     pub(crate) fn finish(self, response_bytes: u64) {
-        let Pending {
-            shared,
-            start,
-            method,
-            request_bytes,
-            in_flight,
-        } = self.pending;
-        let duration_seconds = start.elapsed().as_secs_f64();
-        shared.instruments.record(&Measurement {
-            labels: LabelValues {
-                method,
-                route: shared.route_label(&self.route),
-                status: self.status.as_str(),
-            },
-            duration_seconds,
-            request_bytes: request_bytes.get(),
-            response_bytes,
-        });
-        drop(in_flight);
+        let duration_seconds = self.start.elapsed().as_secs_f64();
+        self.series
+            .record(duration_seconds, self.request_bytes.get(), response_bytes);
     }
 }
 

@@ -183,8 +183,8 @@ impl HttpMetricsBuilder {
         Ok(HttpMetrics::from_shared(Arc::new(Shared {
             registry,
             instruments,
-            excluded_paths: self.excluded_paths,
-            excluded_statuses: self.excluded_statuses,
+            excluded_paths: self.excluded_paths.into_iter().collect(),
+            excluded_statuses: self.excluded_statuses.into_iter().collect(),
             unmatched_route: self.unmatched_route,
             mask_unmatched: self.mask_unmatched,
         })))

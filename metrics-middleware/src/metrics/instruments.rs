@@ -1,8 +1,9 @@
 //! The registered Prometheus vectors and the code that records one request.
 use std::collections::HashMap;
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
-    core::Collector, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
 };
 
@@ -77,12 +78,31 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// What one request measured, recorded once its response body is finished.
-pub(crate) struct Measurement<'a> {
-    pub(crate) labels: LabelValues<'a>,
-    pub(crate) duration_seconds: f64,
-    pub(crate) request_bytes: u64,
-    pub(crate) response_bytes: u64,
+/// The children of every request metric for one combination of label
+/// values, resolved once so that recording a request is a few atomic adds
+/// rather than a hash-and-lock lookup per metric.
+pub(crate) struct Series {
+    requests_total: Option<IntCounter>,
+    request_duration: Option<Histogram>,
+    request_size: Option<Histogram>,
+    response_size: Option<Histogram>,
+}
+
+impl Series {
+    pub(crate) fn record(&self, duration_seconds: f64, request_bytes: u64, response_bytes: u64) {
+        if let Some(counter) = &self.requests_total {
+            counter.inc();
+        }
+        if let Some(histogram) = &self.request_duration {
+            histogram.observe(duration_seconds);
+        }
+        if let Some(histogram) = &self.request_size {
+            histogram.observe(request_bytes as f64);
+        }
+        if let Some(histogram) = &self.response_size {
+            histogram.observe(response_bytes as f64);
+        }
+    }
 }
 
 impl Instruments {
@@ -148,38 +168,24 @@ impl Instruments {
         InFlightGuard(gauge)
     }
 
-    pub(crate) fn record(&self, m: &Measurement<'_>) {
-        // One stack buffer per metric: label values are borrowed, never copied.
-        if let Some(metric) = &self.requests_total {
-            let mut buf = [""; 3];
-            metric
-                .vec
-                .with_label_values(metric.values(&m.labels, &mut buf))
-                .inc();
+    /// Resolves the series of one label combination.
+    pub(crate) fn series(&self, labels: &LabelValues<'_>) -> Series {
+        fn child<B: MetricVecBuilder>(
+            metric: &Option<Labelled<MetricVec<B>>>,
+            labels: &LabelValues<'_>,
+        ) -> Option<B::M> {
+            metric.as_ref().map(|metric| {
+                let mut buf = [""; 3];
+                metric
+                    .vec
+                    .with_label_values(metric.values(labels, &mut buf))
+            })
         }
-        if let Some(metric) = &self.request_duration {
-            let mut buf = [""; 3];
-            let values = metric.values(&m.labels, &mut buf);
-            metric
-                .vec
-                .with_label_values(values)
-                .observe(m.duration_seconds);
-        }
-        if let Some(metric) = &self.request_size {
-            let mut buf = [""; 3];
-            let values = metric.values(&m.labels, &mut buf);
-            metric
-                .vec
-                .with_label_values(values)
-                .observe(m.request_bytes as f64);
-        }
-        if let Some(metric) = &self.response_size {
-            let mut buf = [""; 3];
-            let values = metric.values(&m.labels, &mut buf);
-            metric
-                .vec
-                .with_label_values(values)
-                .observe(m.response_bytes as f64);
+        Series {
+            requests_total: child(&self.requests_total, labels),
+            request_duration: child(&self.request_duration, labels),
+            request_size: child(&self.request_size, labels),
+            response_size: child(&self.response_size, labels),
         }
     }
 }

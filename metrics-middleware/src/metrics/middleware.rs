@@ -1,20 +1,21 @@
-use std::collections::HashSet;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{header, StatusCode};
 use actix_web::{Error, HttpMessage, HttpRequest};
 use pin_project_lite::pin_project;
 use prometheus::{IntCounter, Opts, Registry};
 
 use super::body::{CountingPayload, Pending, RecordingBody, RequestBytes};
-use super::instruments::Instruments;
+use super::instruments::{Instruments, LabelValues, Series};
 use super::labels::{method_label, RouteLabel};
+use super::series_cache::SeriesCache;
 use super::{BuildError, HttpMetricsBuilder, RouteCounter};
 
 /// Request metrics for an Actix app: a middleware (wrap the app with it) and
@@ -50,8 +51,10 @@ pub struct HttpMetrics {
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) instruments: Instruments,
-    pub(crate) excluded_paths: HashSet<String>,
-    pub(crate) excluded_statuses: HashSet<StatusCode>,
+    // Short lists, compared in full: cheaper than hashing the path of
+    // every request, and empty for most apps.
+    pub(crate) excluded_paths: Vec<String>,
+    pub(crate) excluded_statuses: Vec<StatusCode>,
     pub(crate) unmatched_route: String,
     pub(crate) mask_unmatched: bool,
 }
@@ -62,6 +65,33 @@ impl Shared {
             RouteLabel::Template(template) => template,
             RouteLabel::RawPath(path) => path,
             RouteLabel::Unmatched => &self.unmatched_route,
+        }
+    }
+}
+
+/// One worker's view: the shared state and the series it has resolved.
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<Shared>,
+    cache: SeriesCache,
+}
+
+impl Worker {
+    pub(crate) fn series(
+        &self,
+        method: &'static str,
+        route: &RouteLabel,
+        status: StatusCode,
+    ) -> Rc<Series> {
+        let instruments = &self.shared.instruments;
+        match route {
+            RouteLabel::RawPath(path) => Rc::new(instruments.series(&LabelValues {
+                method,
+                route: path,
+                status: status.as_str(),
+            })),
+            _ => self
+                .cache
+                .get(instruments, method, self.shared.route_label(route), status),
         }
     }
 }
@@ -148,7 +178,10 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready(Ok(HttpMetricsService {
             service,
-            shared: Arc::clone(&self.shared),
+            worker: Rc::new(Worker {
+                shared: Arc::clone(&self.shared),
+                cache: SeriesCache::default(),
+            }),
         }))
     }
 }
@@ -156,7 +189,7 @@ where
 /// The middleware service made by [`HttpMetrics`] for each worker.
 pub struct HttpMetricsService<S> {
     service: S,
-    shared: Arc<Shared>,
+    worker: Rc<Worker>,
 }
 
 impl<S, B> Service<ServiceRequest> for HttpMetricsService<S>
@@ -171,8 +204,8 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
-        let shared = &self.shared;
-        if !shared.excluded_paths.is_empty() && shared.excluded_paths.contains(req.path()) {
+        let shared = &self.worker.shared;
+        if shared.excluded_paths.iter().any(|path| path == req.path()) {
             return MetricsFuture {
                 inner: self.service.call(req),
                 pending: None,
@@ -184,7 +217,7 @@ where
         MetricsFuture {
             inner: self.service.call(req),
             pending: Some(Pending {
-                shared: Arc::clone(shared),
+                worker: Rc::clone(&self.worker),
                 start: Instant::now(),
                 method,
                 request_bytes,
@@ -194,9 +227,13 @@ where
     }
 }
 
-/// The request body size: from `Content-Length` where the client sent it,
-/// else counted as the handler reads a chunked body.
+/// The request body size: 0 when the request has no body (most requests: no
+/// header lookup then), from `Content-Length` where the client sent it, else
+/// counted as the handler reads a chunked body.
 fn request_bytes(req: &mut ServiceRequest) -> RequestBytes {
+    if matches!(req.parts().1, Payload::None) {
+        return RequestBytes::Known(0);
+    }
     let headers = req.headers();
     if let Some(length) = headers.get(header::CONTENT_LENGTH) {
         return RequestBytes::Known(

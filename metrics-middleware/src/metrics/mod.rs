@@ -30,6 +30,7 @@ mod labels;
 mod middleware;
 mod naming;
 mod route_counter;
+mod series_cache;
 
 pub use body::RecordingBody;
 pub use builder::{HttpMetricsBuilder, DEFAULT_UNMATCHED_ROUTE};

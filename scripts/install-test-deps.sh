@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests run for real: Prometheus and promtool (Debian's
+# `prometheus` package). Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+need_apt=()
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+
+if ((${#need_apt[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        sudo_cmd=(sudo)
+    else
+        sudo_cmd=()
+    fi
+    echo "installing: ${need_apt[*]}" >&2
+    "${sudo_cmd[@]}" apt-get update -qq
+    # Don't let the package start its own Prometheus on port 9090: the tests
+    # start theirs on free ports, and 9090 is our services' metrics port.
+    made_policy=false
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${sudo_cmd[@]}" chmod +x /usr/sbin/policy-rc.d
+        made_policy=true
+    fi
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+    if $made_policy; then "${sudo_cmd[@]}" rm -f /usr/sbin/policy-rc.d; fi
+fi
+prometheus --version 2>&1 | head -n1
