@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real: Prometheus and promtool (Debian's
-# `prometheus` package). Safe to run again: it installs only what is missing.
+# `prometheus` package), curl, and the Python packages of ops/tests
+# (kubernetes-validate with its offline schemas, jsonschema, PyYAML, pytest).
+# kubectl (with kustomize) comes with the machine image. Safe to run again:
+# it installs only what is missing.
 set -euo pipefail
 
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
@@ -26,4 +30,16 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
     if $made_policy; then "${sudo_cmd[@]}" rm -f /usr/sbin/policy-rc.d; fi
 fi
+if ! command -v kubectl >/dev/null 2>&1; then
+    echo "error: kubectl (with kustomize) is needed for ops/tests and is not on PATH" >&2
+    exit 1
+fi
+
+here=$(dirname "$0")
+if ! python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        -r "$here/../ops/tests/requirements.txt"; then
+    echo "error: cannot install the Python packages of ops/tests/requirements.txt" >&2
+    exit 1
+fi
+
 prometheus --version 2>&1 | head -n1

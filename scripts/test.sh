@@ -10,5 +10,8 @@ echo "== formatting and lints" >&2
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== tests" >&2
+echo "== tests: Rust workspace" >&2
 cargo test --workspace --locked
+
+echo "== tests: ops (manifests, Prometheus config and rules, dashboards, local stack)" >&2
+python3 -m pytest -q ops/tests

@@ -1,0 +1,302 @@
+"""The ops tree seen from outside: manifests rendered by kustomize and
+validated offline against the Kubernetes schemas, the Prometheus
+configuration and rules checked and unit-tested by promtool, the dashboard
+checked against the Dashboard API's shape, and the local stack brought up
+with every dashboard query and rule run against a real Prometheus.
+
+Run with the rest of the tests: scripts/test.sh (or `pytest ops/tests`).
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+OPS = ROOT / "ops"
+KUBERNETES_VERSION = "1.33.0"
+OVERLAYS = ["base", "overlays/prometheus", "overlays/gmp"]
+DASHBOARDS = sorted((OPS / "dashboards").glob("*.json"))
+RULE_FILES = sorted((OPS / "prometheus" / "rules").glob("*.yml"))
+
+
+def run(*args, cwd=ROOT, check=True):
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def render(overlay):
+    out = run("kubectl", "kustomize", str(OPS / "k8s" / overlay)).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+# --- Kubernetes manifests -------------------------------------------------
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders_and_validates(overlay, tmp_path):
+    docs = render(overlay)
+    builtin = [d for d in docs if d["apiVersion"] != "monitoring.googleapis.com/v1"]
+    path = tmp_path / "builtin.yaml"
+    path.write_text(yaml.safe_dump_all(builtin))
+    result = run("kubernetes-validate", "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(path), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ERROR" not in result.stdout + result.stderr
+
+    schema = json.loads((OPS / "k8s" / "schemas" / "podmonitoring-v1.schema.json").read_text())
+    for doc in docs:
+        if doc["kind"] == "PodMonitoring":
+            jsonschema.validate(doc, schema)
+
+
+def test_validation_catches_mistakes(tmp_path):
+    """The validators bite: a misspelt field and a wrong type fail."""
+    docs = render("base")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(deployment))
+    assert run("kubernetes-validate", "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(path), check=False).returncode != 0
+
+    schema = json.loads((OPS / "k8s" / "schemas" / "podmonitoring-v1.schema.json").read_text())
+    monitoring = next(d for d in render("overlays/gmp") if d["kind"] == "PodMonitoring")
+    monitoring["spec"]["endpoints"][0]["interval"] = "thirty seconds"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(monitoring, schema)
+    monitoring["spec"]["endpoints"][0]["interval"] = "30s"
+    monitoring["spec"]["targetLabels"]["fromPod"][0]["to"] = "namespace"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(monitoring, schema)
+
+
+def test_workloads_are_locked_down_and_metrics_ports_named():
+    for overlay in OVERLAYS:
+        for doc in render(overlay):
+            if doc["kind"] != "Deployment":
+                continue
+            pod = doc["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True, doc["metadata"]["name"]
+            for container in pod["containers"]:
+                context = container["securityContext"]
+                assert context["allowPrivilegeEscalation"] is False
+                assert context["readOnlyRootFilesystem"] is True
+                assert "memory" in container["resources"]["limits"]
+    ports = {
+        d["metadata"]["name"]: [p["name"] for c in d["spec"]["template"]["spec"]["containers"] for p in c["ports"]]
+        for d in render("base")
+        if d["kind"] == "Deployment"
+    }
+    assert "flask-metrics" in ports["flask-app-tutorial"]
+    assert "custom-metrics" in ports["custom-metrics-example"]
+    service = next(d for d in render("base") if d["kind"] == "Service")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["ports"][0]["port"] == 80
+
+
+def test_prometheus_overlay_uses_rbac_v1_and_the_sidecar_settings_file():
+    docs = render("overlays/prometheus")
+    kinds = {(d["apiVersion"], d["kind"]) for d in docs}
+    assert ("rbac.authorization.k8s.io/v1", "ClusterRole") in kinds
+    assert not any("v1beta1" in api for api, _ in kinds)
+    prometheus = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "prometheus")
+    sidecar = next(c for c in prometheus["spec"]["template"]["spec"]["containers"] if c["name"] == "stackdriver-prometheus-sidecar")
+    settings = dict(
+        line.split("=", 1)
+        for line in (OPS / "k8s" / "overlays" / "prometheus" / "sidecar.env").read_text().split()
+    )
+    assert sidecar["image"].endswith(":" + settings["SIDECAR_IMAGE_TAG"])
+    assert "--include={job=~\"kubernetes-pods\"}" in sidecar["args"]
+    assert all(d["metadata"].get("namespace", settings["KUBE_NAMESPACE"]) == settings["KUBE_NAMESPACE"] for d in docs)
+    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("prometheus-config"))
+    assert config_map["data"]["prometheus.yml"] == (OPS / "prometheus" / "prometheus.yml").read_text()
+
+
+# --- Prometheus configuration and rules ---------------------------------------
+
+def localized_config(directory, interval=None):
+    config = directory / "prometheus.yml"
+    args = [sys.executable, str(OPS / "prometheus" / "localize.py"), str(OPS / "prometheus" / "prometheus.yml"), str(config)]
+    run(*args, *([interval] if interval else []))
+    shutil.copytree(OPS / "prometheus" / "rules", directory / "rules", ignore=shutil.ignore_patterns("tests"))
+    (directory / "targets").mkdir(exist_ok=True)
+    return config
+
+
+def test_config_checks_and_differs_only_in_discovery(tmp_path):
+    config = localized_config(tmp_path)
+    run("promtool", "check", "config", str(config))
+    original = (OPS / "prometheus" / "prometheus.yml").read_text().splitlines()
+    local = config.read_text().splitlines()
+    removed = [line for line in original if line not in local]
+    added = [line for line in local if line not in original]
+    assert removed == ["    kubernetes_sd_configs:", "      - role: pod"], removed
+    assert added[0] == "    file_sd_configs:", added
+
+
+def test_rules_check_and_unit_tests_pass():
+    run("promtool", "check", "rules", *map(str, RULE_FILES))
+    tests = sorted((OPS / "prometheus" / "rules" / "tests").glob("*.yml"))
+    assert tests
+    out = run("promtool", "test", "rules", *map(str, tests)).stdout
+    assert out.count("SUCCESS") == len(tests), out
+
+
+# --- Dashboards -------------------------------------------------------------
+
+def dashboard_queries():
+    for path in DASHBOARDS:
+        for tile in json.loads(path.read_text())["mosaicLayout"]["tiles"]:
+            widget = tile["widget"]
+            sets = widget["xyChart"]["dataSets"] if "xyChart" in widget else [widget["scorecard"]]
+            for data_set in sets:
+                yield widget["title"], data_set["timeSeriesQuery"]["prometheusQuery"]
+
+
+def test_dashboards_are_well_formed():
+    assert DASHBOARDS
+    schema = json.loads((OPS / "tests" / "dashboard.schema.json").read_text())
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        jsonschema.validate(dashboard, schema)
+        columns = dashboard["mosaicLayout"]["columns"]
+        for tile in dashboard["mosaicLayout"]["tiles"]:
+            assert tile["xPos"] + tile["width"] <= columns, tile["widget"]["title"]
+    broken = json.loads(DASHBOARDS[0].read_text())
+    broken["mosaicLayout"]["tiles"][0]["widget"]["scorecard"]["sparkChartView"]["sparkChartType"] = "SPARKLINE"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+# --- The local stack, end to end ----------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def query(base, promql):
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def wait_until(what, timeout, probe):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except OSError as err:
+            last = err
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}; last: {last}")
+
+
+PROMQL_WORDS = {
+    "sum", "by", "rate", "histogram_quantile", "max", "min", "avg", "and", "or", "unless",
+    "increase", "absent", "without", "on", "ignoring", "group_left", "group_right", "count",
+}
+
+
+def metric_names(expr):
+    """The metric names a PromQL expression selects: identifiers that are not
+    keywords or functions, outside braces and brackets and strings."""
+    stripped = re.sub(r'"[^"]*"', " ", expr)
+    stripped = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", stripped)
+    stripped = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", stripped)
+    names = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", stripped))
+    return {n for n in names if n not in PROMQL_WORDS and not re.fullmatch(r"[0-9.e]+", n)}
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    ports = {name: free_port() for name in ["APP_PORT", "FLASK_METRICS_PORT", "CUSTOM_METRICS_PORT", "PROMETHEUS_PORT"]}
+    env = dict(os.environ, DEMO_SCRAPE_INTERVAL="1s", DEMO_DURATION="120", DEMO_BUILD_PROFILE="dev",
+               CHAOS_TARGET_PERCENT="30", **{k: str(v) for k, v in ports.items()})
+    log = tempfile.TemporaryFile(mode="w+")
+    demo = subprocess.Popen([str(ROOT / "scripts" / "demo.sh")], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
+
+    def output():
+        log.seek(0)
+        return log.read()
+
+    try:
+        deadline = time.monotonic() + 600  # a first build of the binaries
+        while "ready" not in output():
+            assert demo.poll() is None, f"demo.sh exited {demo.returncode}:\n{output()}"
+            assert time.monotonic() < deadline, output()
+            time.sleep(0.5)
+        yield base, ports
+    finally:
+        os.killpg(demo.pid, signal.SIGINT)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+        assert "everything it started is gone" in output(), output()
+
+
+def test_local_stack_scrapes_both_services(local_stack):
+    base, ports = local_stack
+    up = wait_until("both targets up", 60, lambda: len(query(base, 'up{job="kubernetes-pods"} == 1')) == 2)
+    up = query(base, 'up{job="kubernetes-pods"} == 1')
+    assert sorted(r["metric"]["app"] for r in up) == ["custom-metrics-example", "flask-app"]
+    labels = up[0]["metric"]
+    for label in ["kubernetes_namespace", "kubernetes_pod_name", "kubernetes_container_name", "kubernetes_pod_host_ip"]:
+        assert label in labels, labels
+    with urllib.request.urlopen(f"{base}/api/v1/targets", timeout=10) as response:
+        targets = json.load(response)["data"]
+    # The application port is discovered but not named *-metrics: dropped.
+    assert len(targets["droppedTargets"]) == 1
+
+
+def test_every_dashboard_query_and_rule_returns_data(local_stack):
+    base, _ = local_stack
+    # Rates over 5m windows need two samples of each series, and the chaos
+    # statuses need some traffic: wait for the slowest, the error ratio.
+    wait_until("traffic in Prometheus", 90, lambda: query(base, 'sum(rate(flask_http_request_total{status!~"2.."}[5m])) > 0'))
+
+    for title, promql in dashboard_queries():
+        result = wait_until(f"data for dashboard panel {title!r}: {promql}", 30, lambda: query(base, promql))
+        assert result, (title, promql)
+
+    with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=10) as response:
+        groups = json.load(response)["data"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) == sum(len(g["rules"]) for f in RULE_FILES for g in yaml.safe_load(f.read_text())["groups"])
+    with urllib.request.urlopen(f"{base}/api/v1/label/__name__/values", timeout=10) as response:
+        present = set(json.load(response)["data"])
+    for rule in rules:
+        assert rule["health"] == "ok", rule
+        if rule["type"] == "recording":
+            wait_until(f"data for recording rule {rule['name']}", 30, lambda: query(base, rule["name"]))
+            present.add(rule["name"])
+    for rule in rules:
+        missing = metric_names(rule["query"]) - present
+        if rule["name"] == "CustomMetricAbsent":
+            assert missing == set(), rule["query"]
+        assert not missing, f"{rule['name']} refers to {missing}, which nothing emits"
+    for title, promql in dashboard_queries():
+        assert not (metric_names(promql) - present), (title, promql)

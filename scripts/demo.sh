@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The whole demo on one machine: flask-app-rs (with some chaos),
+# custom-metrics-example and a real Prometheus running the repository's
+# scrape configuration and rules, with traffic driven at the hello service.
+# Ctrl-C stops everything; so does the end of the traffic (DEMO_DURATION).
+#
+# Settings (environment): APP_PORT (8080), FLASK_METRICS_PORT (9090),
+# CUSTOM_METRICS_PORT (9091), PROMETHEUS_PORT (9095), CHAOS_TARGET_PERCENT (10),
+# DEMO_SCRAPE_INTERVAL (5s), DEMO_DURATION (1800 seconds of traffic),
+# DEMO_BUILD_PROFILE (release, or dev for a quicker build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+app_port=${APP_PORT:-8080}
+flask_metrics_port=${FLASK_METRICS_PORT:-9090}
+custom_metrics_port=${CUSTOM_METRICS_PORT:-9091}
+prometheus_port=${PROMETHEUS_PORT:-9095}
+chaos=${CHAOS_TARGET_PERCENT:-10}
+interval=${DEMO_SCRAPE_INTERVAL:-5s}
+duration=${DEMO_DURATION:-1800}
+profile=${DEMO_BUILD_PROFILE:-release}
+
+scripts/install-test-deps.sh >/dev/null
+echo "building ($profile)..."
+cargo build --quiet --profile "$profile" -p flask-app-rs -p custom-metrics-example
+bin=target/$([[ $profile == dev ]] && echo debug || echo "$profile")
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$work"
+    echo "demo stopped; everything it started is gone"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The repository's Prometheus configuration and rules, with Kubernetes pod
+# discovery swapped for files that describe local "pods" the way pod
+# discovery would, so the original's relabelling runs unchanged.
+python3 ops/prometheus/localize.py ops/prometheus/prometheus.yml "$work/prometheus.yml" "$interval"
+mkdir -p "$work/rules" "$work/targets"
+cp ops/prometheus/rules/*.yml "$work/rules/"
+pod() { # address, container port name, app, container
+    cat <<JSON
+  {"targets": ["$1"], "labels": {
+    "__meta_kubernetes_namespace": "local",
+    "__meta_kubernetes_pod_name": "$3-local",
+    "__meta_kubernetes_pod_container_name": "$4",
+    "__meta_kubernetes_pod_container_port_name": "$2",
+    "__meta_kubernetes_pod_host_ip": "127.0.0.1",
+    "__meta_kubernetes_pod_label_app": "$3",
+    "__meta_kubernetes_pod_label_name": "$3"}}
+JSON
+}
+{
+    echo "["
+    pod "127.0.0.1:$flask_metrics_port" flask-metrics flask-app flask-app-rs
+    echo ","
+    pod "127.0.0.1:$custom_metrics_port" custom-metrics custom-metrics-example custom-metrics-example
+    echo ","
+    # The application port: not named *-metrics, so the relabelling drops it.
+    pod "127.0.0.1:$app_port" http flask-app flask-app-rs
+    echo "]"
+} > "$work/targets/local.json"
+promtool check config "$work/prometheus.yml" >/dev/null
+
+PORT=$app_port METRICS_PORT=$flask_metrics_port BIND_ADDRESS=127.0.0.1 \
+    CHAOS_TARGET_PERCENT=$chaos RUST_LOG=${RUST_LOG:-warn} "$bin/flask-app-rs" &
+pids+=($!)
+METRICS_PORT=$custom_metrics_port BIND_ADDRESS=127.0.0.1 RUST_LOG=${RUST_LOG:-warn} \
+    "$bin/custom-metrics-example" &
+pids+=($!)
+prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+    --web.listen-address="127.0.0.1:$prometheus_port" --log.level=warn &
+pids+=($!)
+
+wait_for() { # url
+    for _ in $(seq 300); do
+        curl -fs -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "error: $1 did not answer within 30s" >&2
+    exit 1
+}
+wait_for "http://127.0.0.1:$app_port/healthz"
+wait_for "http://127.0.0.1:$custom_metrics_port/metrics"
+wait_for "http://127.0.0.1:$prometheus_port/-/ready"
+
+# Traffic: about 30 requests a second for DEMO_DURATION seconds, on every
+# route, unknown paths included; bounded in count and time.
+(
+    app="http://127.0.0.1:$app_port"
+    for ((i = 0; i < duration; i++)); do
+        curl -s --max-time 5 "$app/?[1-20]" "$app/hello/{alice,bob,carol}" \
+            "$app/delay/{20,150}" "$app/no/such/page" "$app/wp-login.php" >/dev/null || true
+        sleep 1
+    done
+) &
+pids+=($!)
+traffic=$!
+
+cat <<INFO
+ready
+  hello service    http://127.0.0.1:$app_port/  (chaos: $chaos% of requests fail)
+  its metrics      http://127.0.0.1:$flask_metrics_port/metrics
+  custom metric    http://127.0.0.1:$custom_metrics_port/metrics
+  Prometheus       http://127.0.0.1:$prometheus_port/  (targets: /targets, rules: /rules, alerts: /alerts)
+Queries to try in Prometheus:
+  sum by (status) (rate(flask_http_request_total[1m]))
+  histogram_quantile(0.99, sum by (le, path) (rate(flask_http_request_duration_seconds_bucket[1m])))
+  app:flask_http_request_errors:ratio_rate5m
+  rate(custom_metric_example_total[1m])
+Traffic runs for $duration s. Press Ctrl-C to stop everything.
+INFO
+
+wait "$traffic"
