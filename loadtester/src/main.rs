@@ -19,7 +19,12 @@ use serde_json::{json, Value};
 
 fn main() -> ExitCode {
     let settings: Settings = metrics_middleware::cli::parse_or_exit();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // goose warns once per failed request: thousands a second when the target
+    // is down. The progress line counts them instead.
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,goose::goose=error"),
+    )
+    .init();
     let plan = match settings.plan() {
         Ok(plan) => plan,
         Err(err) => {
@@ -31,10 +36,16 @@ fn main() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // On one CPU (a pinned benchmark, a pod limited to one CPU or less) a
+    // current-thread runtime spares the multi-thread scheduler's wake-ups
+    // across threads (bench/loadtester-vs-wrk.sh).
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut builder = if cpus > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the runtime: {err}");
@@ -93,6 +104,10 @@ fn goose_attack(plan: &Plan) -> Result<GooseAttack, GooseError> {
             .set_default(GooseDefault::NoErrorSummary, true)?
             .set_default(GooseDefault::NoTelnet, true)?
             .set_default(GooseDefault::NoResetMetrics, true)?
+            // The reports are built from request metrics only; skipping the rest
+            // spares goose work on every request (bench/loadtester-vs-wrk.sh).
+            .set_default(GooseDefault::NoTransactionMetrics, true)?
+            .set_default(GooseDefault::NoScenarioMetrics, true)?
             .set_default(GooseDefault::Quiet, 1usize)?;
     if let Some(rps) = plan.max_rps {
         attack = attack.set_default(GooseDefault::ThrottleRequests, rps)?;

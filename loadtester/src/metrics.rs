@@ -1,13 +1,17 @@
 //! This generator's own Prometheus metrics, served on its `*-metrics` port so
 //! that Prometheus and Cloud Monitoring add up many load pods: no
 //! coordinator of ours is needed. The live progress line reads them too.
+use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_middleware::prometheus::core::Collector;
 use metrics_middleware::prometheus::{
-    exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, Opts, Registry,
 };
+
+use crate::tasks::Task;
 
 /// The metrics of one load generator.
 #[derive(Debug)]
@@ -78,14 +82,34 @@ impl Recorder {
     }
 
     /// Records one request.
-    pub fn record(&self, task: &str, status: u16, elapsed: Duration) {
-        // The status as text without allocating: this runs for every request.
-        let digits = status_digits(status);
-        let status = std::str::from_utf8(&digits).unwrap_or("0").trim_start();
-        self.requests.with_label_values(&[task, status]).inc();
-        self.duration
-            .with_label_values(&[task])
-            .observe(elapsed.as_secs_f64());
+    pub fn record(&self, task: Task, status: u16, elapsed: Duration) {
+        // A label lookup hashes and takes a lock; this runs for every request,
+        // so each thread resolves a (task, status) child once and indexes it.
+        thread_local! {
+            static COUNTERS: RefCell<Vec<Option<IntCounter>>> = const { RefCell::new(Vec::new()) };
+            static HISTOGRAMS: RefCell<Vec<Option<Histogram>>> = const { RefCell::new(Vec::new()) };
+        }
+        let status = status.min(999);
+        COUNTERS.with_borrow_mut(|counters| {
+            if counters.is_empty() {
+                counters.resize(Task::ALL.len() * 1000, None);
+            }
+            counters[task.index() * 1000 + usize::from(status)]
+                .get_or_insert_with(|| {
+                    let digits = status_digits(status);
+                    let label = std::str::from_utf8(&digits).unwrap_or("0").trim_start();
+                    self.requests.with_label_values(&[task.name(), label])
+                })
+                .inc();
+        });
+        HISTOGRAMS.with_borrow_mut(|histograms| {
+            if histograms.is_empty() {
+                histograms.resize(Task::ALL.len(), None);
+            }
+            histograms[task.index()]
+                .get_or_insert_with(|| self.duration.with_label_values(&[task.name()]))
+                .observe(elapsed.as_secs_f64());
+        });
     }
 
     /// Totals so far: requests, failed requests (no response, or 4xx/5xx),

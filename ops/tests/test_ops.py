@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
 KUBERNETES_VERSION = "1.33.0"
-OVERLAYS = ["base", "overlays/prometheus", "overlays/gmp"]
+OVERLAYS = ["base", "overlays/prometheus", "overlays/gmp", "loadtester"]
 DASHBOARDS = sorted((OPS / "dashboards").glob("*.json"))
 RULE_FILES = sorted((OPS / "prometheus" / "rules").glob("*.yml"))
 
@@ -86,9 +86,14 @@ def test_validation_catches_mistakes(tmp_path):
 def test_workloads_are_locked_down_and_metrics_ports_named():
     for overlay in OVERLAYS:
         for doc in render(overlay):
-            if doc["kind"] != "Deployment":
+            if doc["kind"] not in ("Deployment", "Job"):
                 continue
             pod = doc["spec"]["template"]["spec"]
+            for container in pod["containers"]:
+                for port in container.get("ports", []):
+                    # The API server's rule (IANA service name), which the
+                    # OpenAPI schemas do not carry.
+                    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?", port["name"]), port
             assert pod["securityContext"]["runAsNonRoot"] is True, doc["metadata"]["name"]
             for container in pod["containers"]:
                 context = container["securityContext"]
@@ -105,6 +110,18 @@ def test_workloads_are_locked_down_and_metrics_ports_named():
     service = next(d for d in render("base") if d["kind"] == "Service")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["ports"][0]["port"] == 80
+
+
+def test_loadtester_job_shares_users_among_indexed_pods():
+    job = next(d for d in render("loadtester") if d["kind"] == "Job")
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] > 1
+    container = spec["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert int(env["LOADTESTER_WORKERS"]) == spec["completions"]
+    assert int(env["LOADTESTER_USERS"]) >= spec["completions"]
+    assert [p["name"] for p in container["ports"]] == ["load-metrics"]
 
 
 def test_prometheus_overlay_uses_rbac_v1_and_the_sidecar_settings_file():
