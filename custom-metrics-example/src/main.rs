@@ -52,13 +52,7 @@ enum StartError {
 fn main() -> ExitCode {
     let settings: Settings = metrics_middleware::cli::parse_or_exit();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match actix_web::rt::System::new().block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    metrics_middleware::cli::exit_code(actix_web::rt::System::new().block_on(run(settings)))
 }
 
 /// Registers the counter of the original, with its constant labels.

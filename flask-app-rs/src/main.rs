@@ -23,13 +23,7 @@ enum StartError {
 fn main() -> ExitCode {
     let settings: Settings = metrics_middleware::cli::parse_or_exit();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    match actix_web::rt::System::new().block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    metrics_middleware::cli::exit_code(actix_web::rt::System::new().block_on(run(settings)))
 }
 
 async fn run(settings: Settings) -> Result<(), StartError> {

@@ -65,43 +65,30 @@ fn prometheus_scrapes_the_original_metrics_with_bounded_series() {
             get(&http, &format!("{}/hello/{name}", service.app)).expect("hello name");
         assert_eq!((status, body), (200, format!("Hello {name}!")));
     }
-    for n in 0..10 {
-        assert_eq!(
-            get(&http, &format!("{}/unknown/{n}", service.app))
-                .expect("404")
-                .0,
-            404
+    // Unknown paths, then the number of series Prometheus holds for the
+    // target once it has scraped all requests so far.
+    let unknown_paths = |paths: std::ops::Range<u32>| {
+        for n in paths {
+            let url = format!("{}/unknown/{n}?q={n}", service.app);
+            assert_eq!(get(&http, &url).expect("404").0, 404);
+        }
+    };
+    let series_once_counted = |requests: f64| {
+        prometheus.wait_for(
+            "sum(flask_http_request_total)",
+            Duration::from_secs(30),
+            |s| total(s) == requests,
         );
-    }
-    prometheus.wait_for(
-        "sum(flask_http_request_total)",
-        Duration::from_secs(30),
-        |s| total(s) == 25.0,
-    );
-    let series_before = total(
-        &prometheus
-            .query(r#"count({job="flask-app"})"#)
-            .expect("count"),
-    );
-
-    for n in 10..1010 {
-        assert_eq!(
-            get(&http, &format!("{}/unknown/{n}?q={n}", service.app))
-                .expect("404")
-                .0,
-            404
-        );
-    }
-    prometheus.wait_for(
-        "sum(flask_http_request_total)",
-        Duration::from_secs(30),
-        |s| total(s) == 1025.0,
-    );
-    let series_after = total(
-        &prometheus
-            .query(r#"count({job="flask-app"})"#)
-            .expect("count"),
-    );
+        total(
+            &prometheus
+                .query(r#"count({job="flask-app"})"#)
+                .expect("count"),
+        )
+    };
+    unknown_paths(0..10);
+    let series_before = series_once_counted(25.0);
+    unknown_paths(10..1010);
+    let series_after = series_once_counted(1025.0);
     assert_eq!(
         series_before, series_after,
         "1,000 unknown paths must not add series"

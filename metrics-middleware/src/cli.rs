@@ -24,6 +24,18 @@ pub fn parse_or_exit<T: Parser>() -> T {
     }
 }
 
+/// The exit status of a service whose `run` returned `result`: success, or
+/// failure after one line `error: …` on standard error.
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The first line of clap's message, plus the environment variable behind the
 /// flag at fault, since most deployments set variables, not flags.
 pub fn one_line_error<T: CommandFactory>(err: &clap::Error) -> String {
