@@ -43,6 +43,7 @@
 //! | `process_*` metrics and `rust_build_info` | [`process`] |
 //! | the scrape endpoint on its own port | [`metrics_server`] |
 //! | the text exposition format | [`text_format`] |
+//! | `OTEL_*` settings and resource detection (GKE/GCE) | [`telemetry`] |
 //! | flags and environment variables (`cli` feature) | `cli` |
 //!
 //! [Actix-web]: https://actix.rs
@@ -53,6 +54,7 @@ pub mod cli;
 pub mod metrics;
 pub mod metrics_server;
 pub mod process;
+pub mod telemetry;
 pub mod text_format;
 
 pub use metrics::{

@@ -1,0 +1,421 @@
+//! OpenTelemetry's environment variables, read once at start-up. A bad value
+//! is an error that names the variable and what it accepts; an unset one
+//! takes the default of the OpenTelemetry specification.
+use std::fmt;
+use std::time::Duration;
+
+/// Where spans go (`OTEL_TRACES_EXPORTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TracesExporter {
+    /// OTLP to a collector or to Cloud Trace's OTLP endpoint (the default).
+    Otlp,
+    /// Cloud Trace's own API, through opentelemetry-stackdriver.
+    GcpTrace,
+    /// Human-readable spans on standard output, for local runs.
+    Stdout,
+    /// No export; spans are not recorded at all.
+    None,
+}
+
+/// The OTLP transport (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// gRPC, port 4317 by default.
+    Grpc,
+    /// Protobuf over HTTP, port 4318 by default (the specification's default).
+    HttpProtobuf,
+}
+
+/// Which requests are traced (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    /// Every request.
+    AlwaysOn,
+    /// None.
+    AlwaysOff,
+    /// A share of traces, decided from the trace id.
+    TraceIdRatio(f64),
+    /// As the caller decided when there is one, else as `root` decides.
+    ParentBased(ParentBasedRoot),
+}
+
+/// The decision of a parent-based sampler for requests without a parent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParentBasedRoot {
+    /// Sample every root.
+    AlwaysOn,
+    /// Sample no root.
+    AlwaysOff,
+    /// Sample this share of roots.
+    TraceIdRatio(f64),
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    variable: &'static str,
+    value: String,
+    expected: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, value: &str, expected: impl Into<String>) -> Self {
+        Self {
+            variable,
+            value: value.to_owned(),
+            expected: expected.into(),
+        }
+    }
+
+    /// The environment variable at fault.
+    pub fn variable(&self) -> &'static str {
+        self.variable
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid {}={:?}: expected {}",
+            self.variable, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every `OTEL_*` setting this crate reads.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TelemetryConfig {
+    /// `OTEL_SDK_DISABLED=true` turns tracing off whatever else is set.
+    pub sdk_disabled: bool,
+    /// `OTEL_SERVICE_NAME`; the caller's default (the binary's name) if unset.
+    pub service_name: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, decoded, in order.
+    pub resource_attributes: Vec<(String, String)>,
+    /// `OTEL_TRACES_EXPORTER`; `otlp` if unset.
+    pub traces_exporter: TracesExporter,
+    /// `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG`;
+    /// `parentbased_always_on` if unset.
+    pub sampler: Sampler,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`;
+    /// `http/protobuf` if unset.
+    pub otlp_protocol: OtlpProtocol,
+    /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`
+    /// (milliseconds); 10 s if unset.
+    pub otlp_timeout: Duration,
+}
+
+impl TelemetryConfig {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`], naming its variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    /// Empty values count as unset, as the specification asks.
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`], naming its variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let first = |names: [&'static str; 2]| {
+            names
+                .into_iter()
+                .find_map(|name| get(name).map(|value| (name, value)))
+        };
+
+        let sdk_disabled = match get("OTEL_SDK_DISABLED") {
+            None => false,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(ConfigError::new("OTEL_SDK_DISABLED", &v, "true or false")),
+            },
+        };
+        let traces_exporter = match get("OTEL_TRACES_EXPORTER") {
+            None => TracesExporter::Otlp,
+            Some(v) => match v.as_str() {
+                "otlp" => TracesExporter::Otlp,
+                "gcp_trace" => TracesExporter::GcpTrace,
+                "console" | "stdout" => TracesExporter::Stdout,
+                "none" => TracesExporter::None,
+                _ => {
+                    return Err(ConfigError::new(
+                        "OTEL_TRACES_EXPORTER",
+                        &v,
+                        "one of otlp, gcp_trace, stdout (or console), none",
+                    ))
+                }
+            },
+        };
+        let otlp_protocol = match first([
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ]) {
+            None => OtlpProtocol::HttpProtobuf,
+            Some((_, v)) if v == "grpc" => OtlpProtocol::Grpc,
+            Some((_, v)) if v == "http/protobuf" => OtlpProtocol::HttpProtobuf,
+            Some((name, v)) => return Err(ConfigError::new(name, &v, "grpc or http/protobuf")),
+        };
+        let otlp_timeout = match first([
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]) {
+            None => Duration::from_secs(10),
+            Some((name, v)) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ConfigError::new(name, &v, "a whole number of milliseconds above 0")
+                })?,
+        };
+        let otlp_endpoint = match first([
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ]) {
+            None => None,
+            Some((_, v)) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some((name, v)) => {
+                return Err(ConfigError::new(
+                    name,
+                    &v,
+                    "a URL starting with http:// or https://",
+                ))
+            }
+        };
+        let resource_attributes = match get("OTEL_RESOURCE_ATTRIBUTES") {
+            None => Vec::new(),
+            Some(v) => parse_resource_attributes(&v)
+                .map_err(|why| ConfigError::new("OTEL_RESOURCE_ATTRIBUTES", &v, why))?,
+        };
+        Ok(Self {
+            sdk_disabled,
+            service_name: get("OTEL_SERVICE_NAME"),
+            resource_attributes,
+            traces_exporter,
+            sampler: parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?,
+            otlp_endpoint,
+            otlp_protocol,
+            otlp_timeout,
+        })
+    }
+}
+
+fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, ConfigError> {
+    let ratio = || -> Result<f64, ConfigError> {
+        match &arg {
+            // The specification's default ratio.
+            None => Ok(1.0),
+            Some(v) => v
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| {
+                    ConfigError::new("OTEL_TRACES_SAMPLER_ARG", v, "a number from 0 to 1")
+                }),
+        }
+    };
+    let Some(name) = name else {
+        return Ok(Sampler::ParentBased(ParentBasedRoot::AlwaysOn));
+    };
+    Ok(match name.as_str() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatio(ratio()?),
+        "parentbased_always_on" => Sampler::ParentBased(ParentBasedRoot::AlwaysOn),
+        "parentbased_always_off" => Sampler::ParentBased(ParentBasedRoot::AlwaysOff),
+        "parentbased_traceidratio" => Sampler::ParentBased(ParentBasedRoot::TraceIdRatio(ratio()?)),
+        _ => {
+            return Err(ConfigError::new(
+                "OTEL_TRACES_SAMPLER",
+                &name,
+                "one of always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off, parentbased_traceidratio",
+            ))
+        }
+    })
+}
+
+/// `key1=value1,key2=value2`, values percent-encoded (W3C Baggage's format).
+fn parse_resource_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let (key, value) = item.split_once('=').ok_or_else(|| {
+                format!("key=value pairs separated by commas; `{item}` has no `=`")
+            })?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(format!("key=value pairs; `{item}` has an empty key"));
+            }
+            Ok((key.to_owned(), percent_decode(value.trim())?))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("percent-encoded values; `{text}` has a bad escape"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("UTF-8 values; `{text}` decodes to something else"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TelemetryConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn unset_means_the_specification_defaults() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.traces_exporter, TracesExporter::Otlp);
+        assert_eq!(c.sampler, Sampler::ParentBased(ParentBasedRoot::AlwaysOn));
+        assert_eq!(c.otlp_protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(c.otlp_timeout, Duration::from_secs(10));
+        assert!(!c.sdk_disabled && c.service_name.is_none() && c.otlp_endpoint.is_none());
+        // Empty counts as unset.
+        assert_eq!(
+            config(&[("OTEL_TRACES_EXPORTER", " ")])
+                .expect("empty")
+                .traces_exporter,
+            TracesExporter::Otlp
+        );
+    }
+
+    #[test]
+    fn settings_are_read() {
+        let c = config(&[
+            ("OTEL_SERVICE_NAME", "flask-app-rs"),
+            ("OTEL_TRACES_EXPORTER", "gcp_trace"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=staging, team=a%20b%2Cc",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(c.service_name.as_deref(), Some("flask-app-rs"));
+        assert_eq!(c.traces_exporter, TracesExporter::GcpTrace);
+        assert_eq!(
+            c.sampler,
+            Sampler::ParentBased(ParentBasedRoot::TraceIdRatio(0.25))
+        );
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(
+            c.otlp_protocol,
+            OtlpProtocol::Grpc,
+            "the traces-specific variable wins"
+        );
+        assert_eq!(c.otlp_timeout, Duration::from_millis(2500));
+        assert_eq!(
+            c.resource_attributes,
+            [
+                ("deployment.environment".to_owned(), "staging".to_owned()),
+                ("team".to_owned(), "a b,c".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_it_accepts() {
+        for (vars, variable, accepted) in [
+            (
+                &[("OTEL_TRACES_EXPORTER", "jaeger")][..],
+                "OTEL_TRACES_EXPORTER",
+                "otlp, gcp_trace",
+            ),
+            (
+                &[("OTEL_TRACES_SAMPLER", "sometimes")][..],
+                "OTEL_TRACES_SAMPLER",
+                "traceidratio",
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+                ][..],
+                "OTEL_TRACES_SAMPLER_ARG",
+                "from 0 to 1",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")][..],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "grpc",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")][..],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://",
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")][..],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "milliseconds",
+            ),
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "team")][..],
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "key=value",
+            ),
+            (
+                &[("OTEL_RESOURCE_ATTRIBUTES", "a=%zz")][..],
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "percent",
+            ),
+            (
+                &[("OTEL_SDK_DISABLED", "yes")][..],
+                "OTEL_SDK_DISABLED",
+                "true or false",
+            ),
+        ] {
+            let err = config(vars).expect_err("invalid");
+            assert_eq!(err.variable(), variable);
+            let text = err.to_string();
+            assert!(text.contains(variable) && text.contains(accepted), "{text}");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The tracing half, under construction: what is configured through
+//! OpenTelemetry's `OTEL_*` variables, and what the resource says about
+//! where the process runs. Spans, propagation and exporters build on these.
+//!
+//! | concern | module |
+//! |---|---|
+//! | `OTEL_*` settings, checked at start-up | [`config`] |
+//! | `service.name`, `OTEL_RESOURCE_ATTRIBUTES`, the GKE/GCE detector | [`resource`] |
+
+pub mod config;
+pub mod resource;
+
+pub use config::{ConfigError, OtlpProtocol, Sampler, TelemetryConfig, TracesExporter};
+pub use resource::{GcpDetector, Resource};
