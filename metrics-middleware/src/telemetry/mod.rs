@@ -6,9 +6,12 @@
 //! |---|---|
 //! | `OTEL_*` settings, checked at start-up | [`config`] |
 //! | `service.name`, `OTEL_RESOURCE_ATTRIBUTES`, the GKE/GCE detector | [`resource`] |
+//! | the caller's trace: `traceparent`, `X-Cloud-Trace-Context` | [`propagation`] |
 
 pub mod config;
+pub mod propagation;
 pub mod resource;
 
 pub use config::{ConfigError, OtlpProtocol, Sampler, TelemetryConfig, TracesExporter};
+pub use propagation::{incoming_propagator, CloudTraceContextPropagator};
 pub use resource::{GcpDetector, Resource};
