@@ -7,11 +7,14 @@
 //! | `OTEL_*` settings, checked at start-up | [`config`] |
 //! | `service.name`, `OTEL_RESOURCE_ATTRIBUTES`, the GKE/GCE detector | [`resource`] |
 //! | the caller's trace: `traceparent`, `X-Cloud-Trace-Context` | [`propagation`] |
+//! | spans to the exporter: bounded, never blocking, drops counted | [`processor`] |
 
 pub mod config;
+pub mod processor;
 pub mod propagation;
 pub mod resource;
 
 pub use config::{ConfigError, OtlpProtocol, Sampler, TelemetryConfig, TracesExporter};
+pub use processor::{BoundedBatchProcessor, BoundedBatchProcessorBuilder};
 pub use propagation::{incoming_propagator, CloudTraceContextPropagator};
 pub use resource::{GcpDetector, Resource};

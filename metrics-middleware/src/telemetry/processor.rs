@@ -1,0 +1,385 @@
+//! The span processor between request handling and the exporter.
+//!
+//! Why not the SDK's `BatchSpanProcessor`: it calls the exporter with a
+//! bare `block_on`, where a tonic (gRPC) exporter finds no Tokio reactor,
+//! and it counts the spans it drops only in its own logs. Here:
+//!
+//! - ending a span never blocks: it is offered to a bounded queue, and when
+//!   the queue is full it is dropped and counted in
+//!   `otel_spans_dropped_total{reason="queue_full"}`;
+//! - one thread exports, in batches by size or by delay, on a Tokio runtime
+//!   of its own, each export bounded by a timeout; spans of a failed or timed
+//!   out export are counted as `reason="export_failed"`, and failures are
+//!   logged at most once every 10 seconds, so a backend that is down costs
+//!   neither the service's speed nor its memory nor its log volume;
+//! - flush and shutdown are bounded in time.
+use std::fmt;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use opentelemetry::Context;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::Resource;
+use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
+
+use crate::metrics::BuildError;
+
+/// How often the export thread looks at its control channel while idle.
+const CONTROL_POLL: Duration = Duration::from_millis(50);
+/// The least time between two logged export failures.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Builds a [`BoundedBatchProcessor`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BoundedBatchProcessorBuilder {
+    max_queue_size: usize,
+    max_batch_size: usize,
+    scheduled_delay: Duration,
+    export_timeout: Duration,
+    registry: Option<Registry>,
+}
+
+impl Default for BoundedBatchProcessorBuilder {
+    /// The OpenTelemetry defaults: a queue of 2,048 spans, batches of 512,
+    /// every 5 s, each export bounded by 30 s.
+    fn default() -> Self {
+        Self {
+            max_queue_size: 2048,
+            max_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(30),
+            registry: None,
+        }
+    }
+}
+
+impl BoundedBatchProcessorBuilder {
+    /// Spans waiting for export at most; more are dropped and counted.
+    pub fn max_queue_size(mut self, spans: usize) -> Self {
+        self.max_queue_size = spans.max(1);
+        self
+    }
+
+    /// Spans per export at most.
+    pub fn max_batch_size(mut self, spans: usize) -> Self {
+        self.max_batch_size = spans.max(1);
+        self
+    }
+
+    /// The longest a span waits for a batch to fill.
+    pub fn scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = delay;
+        self
+    }
+
+    /// The longest one export may take before its spans count as lost.
+    pub fn export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = timeout;
+        self
+    }
+
+    /// Registers `otel_spans_exported_total` and `otel_spans_dropped_total`
+    /// on `registry` (a private registry otherwise).
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Starts the export thread.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::Register`] if the counters are registered already.
+    pub fn build<E: SpanExporter + 'static>(
+        self,
+        exporter: E,
+    ) -> Result<BoundedBatchProcessor, BuildError> {
+        let registry = self.registry.unwrap_or_default();
+        let register = |name: &str, collector: Box<dyn prometheus::core::Collector>| {
+            registry
+                .register(collector)
+                .map_err(|source| BuildError::Register {
+                    metric: name.to_owned(),
+                    source,
+                })
+        };
+        let invalid = |source| BuildError::Register {
+            metric: "otel_spans".to_owned(),
+            source,
+        };
+        let exported = IntCounter::with_opts(Opts::new(
+            "otel_spans_exported_total",
+            "Spans the exporter accepted.",
+        ))
+        .map_err(invalid)?;
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "otel_spans_dropped_total",
+                "Spans lost: the export queue was full, or their export failed or timed out.",
+            ),
+            &["reason"],
+        )
+        .map_err(invalid)?;
+        register("otel_spans_exported_total", Box::new(exported.clone()))?;
+        register("otel_spans_dropped_total", Box::new(dropped.clone()))?;
+
+        let (spans_tx, spans_rx) = mpsc::sync_channel(self.max_queue_size);
+        let (control_tx, control_rx) = mpsc::channel();
+        let queue_full = dropped.with_label_values(&["queue_full"]);
+        let worker = ExportWorker {
+            exporter,
+            spans: spans_rx,
+            control: control_rx,
+            max_batch_size: self.max_batch_size,
+            scheduled_delay: self.scheduled_delay,
+            export_timeout: self.export_timeout,
+            exported,
+            export_failed: dropped.with_label_values(&["export_failed"]),
+            failures_since_log: 0,
+            last_failure_log: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("span-export".to_owned())
+            .spawn(move || worker.run())
+            .map_err(|e| {
+                invalid(prometheus::Error::Msg(format!(
+                    "cannot start the export thread: {e}"
+                )))
+            })?;
+        Ok(BoundedBatchProcessor {
+            spans: spans_tx,
+            control: Mutex::new(control_tx),
+            queue_full,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+}
+
+/// A span processor that never blocks the request path; see the module docs.
+pub struct BoundedBatchProcessor {
+    spans: SyncSender<SpanData>,
+    control: Mutex<mpsc::Sender<Control>>,
+    queue_full: IntCounter,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for BoundedBatchProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedBatchProcessor")
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundedBatchProcessor {
+    /// A builder with OpenTelemetry's default sizes and delays.
+    pub fn builder() -> BoundedBatchProcessorBuilder {
+        BoundedBatchProcessorBuilder::default()
+    }
+
+    /// Sends a control message and waits for its answer, at most `timeout`.
+    fn ask(
+        &self,
+        make: impl FnOnce(mpsc::Sender<OTelSdkResult>) -> Control,
+        timeout: Duration,
+    ) -> OTelSdkResult {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let sent = self
+            .control
+            .lock()
+            .map_err(|_| OTelSdkError::InternalFailure("control channel poisoned".to_owned()))?
+            .send(make(reply_tx));
+        if sent.is_err() {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        reply_rx
+            .recv_timeout(timeout)
+            .unwrap_or(Err(OTelSdkError::Timeout(timeout)))
+    }
+}
+
+impl SpanProcessor for BoundedBatchProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        match self.spans.try_send(span) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.queue_full.inc(),
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.ask(Control::Flush, Duration::from_secs(30))
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        let result = self.ask(|reply| Control::Shutdown(reply, timeout), timeout);
+        if result.is_ok() {
+            if let Some(thread) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+                let _ = thread.join();
+            }
+        }
+        result
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        if let Ok(control) = self.control.lock() {
+            let _ = control.send(Control::SetResource(resource.clone()));
+        }
+    }
+}
+
+enum Control {
+    Flush(mpsc::Sender<OTelSdkResult>),
+    Shutdown(mpsc::Sender<OTelSdkResult>, Duration),
+    SetResource(Resource),
+}
+
+struct ExportWorker<E> {
+    exporter: E,
+    spans: Receiver<SpanData>,
+    control: Receiver<Control>,
+    max_batch_size: usize,
+    scheduled_delay: Duration,
+    export_timeout: Duration,
+    exported: IntCounter,
+    export_failed: IntCounter,
+    failures_since_log: u64,
+    last_failure_log: Option<Instant>,
+}
+
+impl<E: SpanExporter> ExportWorker<E> {
+    fn run(mut self) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                log::error!("span export disabled: cannot start its runtime: {err}");
+                return;
+            }
+        };
+        let mut batch = Vec::with_capacity(self.max_batch_size);
+        let mut deadline = Instant::now() + self.scheduled_delay;
+        loop {
+            while let Ok(control) = self.control.try_recv() {
+                match control {
+                    Control::SetResource(resource) => self.exporter.set_resource(&resource),
+                    Control::Flush(reply) => {
+                        let result = self.drain(&runtime, &mut batch);
+                        let _ = reply.send(result);
+                    }
+                    Control::Shutdown(reply, timeout) => {
+                        let result = self.drain(&runtime, &mut batch);
+                        let _ = self.exporter.shutdown_with_timeout(timeout);
+                        let _ = reply.send(result);
+                        return;
+                    }
+                }
+            }
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(CONTROL_POLL);
+            match self.spans.recv_timeout(wait) {
+                Ok(span) => {
+                    batch.push(span);
+                    if batch.len() >= self.max_batch_size {
+                        self.export(&runtime, &mut batch);
+                        deadline = Instant::now() + self.scheduled_delay;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if Instant::now() >= deadline {
+                        self.export(&runtime, &mut batch);
+                        deadline = Instant::now() + self.scheduled_delay;
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.export(&runtime, &mut batch);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Exports what is queued now, batch by batch.
+    fn drain(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        batch: &mut Vec<SpanData>,
+    ) -> OTelSdkResult {
+        let mut ok = true;
+        loop {
+            while batch.len() < self.max_batch_size {
+                match self.spans.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            ok &= self.export(runtime, batch);
+        }
+        if ok {
+            Ok(())
+        } else {
+            Err(OTelSdkError::InternalFailure(
+                "some spans could not be exported".to_owned(),
+            ))
+        }
+    }
+
+    /// Exports `batch` (emptying it); false if its spans were lost.
+    fn export(&mut self, runtime: &tokio::runtime::Runtime, batch: &mut Vec<SpanData>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        let spans = std::mem::take(batch);
+        let count = spans.len() as u64;
+        // The timer is made inside the runtime: it needs its context.
+        let timeout = self.export_timeout;
+        let export = self.exporter.export(spans);
+        let outcome = runtime.block_on(async move { tokio::time::timeout(timeout, export).await });
+        match outcome {
+            Ok(Ok(())) => {
+                self.exported.inc_by(count);
+                true
+            }
+            Ok(Err(err)) => {
+                self.failed(count, &err.to_string());
+                false
+            }
+            Err(_) => {
+                self.failed(
+                    count,
+                    &format!("no answer within {:?}", self.export_timeout),
+                );
+                false
+            }
+        }
+    }
+
+    fn failed(&mut self, spans: u64, why: &str) {
+        self.export_failed.inc_by(spans);
+        self.failures_since_log += 1;
+        let due = self
+            .last_failure_log
+            .is_none_or(|last| last.elapsed() >= FAILURE_LOG_INTERVAL);
+        if due {
+            log::warn!(
+                "span export failed ({} failure(s) since the last report): {why}",
+                self.failures_since_log
+            );
+            self.failures_since_log = 0;
+            self.last_failure_log = Some(Instant::now());
+        }
+    }
+}
