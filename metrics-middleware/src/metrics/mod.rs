@@ -26,7 +26,7 @@ mod body;
 mod builder;
 mod error;
 mod instruments;
-mod labels;
+pub(crate) mod labels;
 mod middleware;
 mod naming;
 mod route_counter;

@@ -1,0 +1,223 @@
+//! Server spans seen from outside: an Actix app wrapped in RequestTracing,
+//! spans going through the real SDK and our processor to a collecting
+//! exporter.
+use std::sync::{Arc, Mutex};
+
+use actix_web::test::{call_and_read_body, call_service, init_service, TestRequest};
+use actix_web::{web, App, HttpResponse};
+use metrics_middleware::telemetry::{BoundedBatchProcessor, RequestTracing, TraceContext};
+use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+use opentelemetry::Value;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+
+#[derive(Debug, Clone, Default)]
+struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for Collect {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().expect("lock").extend(batch);
+        Ok(())
+    }
+}
+
+fn provider(sampler: Sampler) -> (SdkTracerProvider, Collect) {
+    let collect = Collect::default();
+    let processor = BoundedBatchProcessor::builder()
+        .build(collect.clone())
+        .expect("built");
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_span_processor(processor)
+        .build();
+    (provider, collect)
+}
+
+fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+fn app_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/users/{id}", web::get().to(|| async { "a user" }))
+        .route("/fail", web::get().to(HttpResponse::InternalServerError))
+        .route(
+            "/trace-id",
+            web::get()
+                .to(|trace: TraceContext| async move { trace.trace_id().unwrap_or_default() }),
+        );
+}
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+#[actix_web::test]
+async fn one_server_span_per_request_with_the_http_conventions() {
+    let (provider, collect) = provider(Sampler::AlwaysOn);
+    let app = init_service(
+        App::new()
+            .wrap(RequestTracing::new(provider.tracer("test")))
+            .configure(app_routes),
+    )
+    .await;
+    call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/users/7?x=1")
+            .insert_header(("user-agent", "curl/8"))
+            .to_request(),
+    )
+    .await;
+    drop(call_service(&app, TestRequest::get().uri("/fail").to_request()).await);
+    drop(call_service(&app, TestRequest::get().uri("/missing").to_request()).await);
+    let trace_id = call_and_read_body(&app, TestRequest::get().uri("/trace-id").to_request()).await;
+    provider.force_flush().expect("flushed");
+
+    let spans = collect.0.lock().expect("lock").clone();
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let user = spans
+        .iter()
+        .find(|s| s.name == "GET /users/{id}")
+        .expect("named by route");
+    assert_eq!(user.span_kind, SpanKind::Server);
+    for (key, value) in [
+        ("http.request.method", Value::from("GET")),
+        ("http.route", Value::from("/users/{id}")),
+        ("url.path", Value::from("/users/7")),
+        ("url.scheme", Value::from("http")),
+        ("http.response.status_code", Value::I64(200)),
+        ("user_agent.original", Value::from("curl/8")),
+        ("network.protocol.version", Value::from("1.1")),
+    ] {
+        assert_eq!(attribute(user, key), Some(&value), "{key}: {user:#?}");
+    }
+    assert!(attribute(user, "server.address").is_some(), "{user:#?}");
+    assert_eq!(user.status, Status::Unset);
+
+    let fail = spans
+        .iter()
+        .find(|s| s.name == "GET /fail")
+        .expect("fail span");
+    assert!(
+        matches!(fail.status, Status::Error { .. }),
+        "5xx is an error: {fail:#?}"
+    );
+    assert_eq!(attribute(fail, "error.type"), Some(&Value::from("500")));
+
+    // Unmatched: named by the method alone, and a 4xx is not the server's error.
+    let missing = spans
+        .iter()
+        .find(|s| s.name == "GET")
+        .expect("unmatched span");
+    assert_eq!(
+        attribute(missing, "http.response.status_code"),
+        Some(&Value::I64(404))
+    );
+    assert_eq!(missing.status, Status::Unset);
+    assert!(
+        attribute(missing, "error.type").is_none() && attribute(missing, "http.route").is_none()
+    );
+
+    let handler_span = spans
+        .iter()
+        .find(|s| s.name == "GET /trace-id")
+        .expect("span");
+    assert_eq!(
+        trace_id,
+        handler_span.span_context.trace_id().to_string(),
+        "the handler sees its span"
+    );
+}
+
+#[actix_web::test]
+async fn spans_join_the_callers_trace() {
+    let (provider, collect) = provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+    let app = init_service(
+        App::new()
+            .wrap(RequestTracing::new(provider.tracer("test")))
+            .configure(app_routes),
+    )
+    .await;
+    let from_w3c = call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/trace-id")
+            .insert_header(("traceparent", TRACEPARENT))
+            .to_request(),
+    )
+    .await;
+    let from_google = call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/trace-id")
+            .insert_header((
+                "x-cloud-trace-context",
+                "105445aa7843bc8bf206b12000100000/1234567890;o=1",
+            ))
+            .to_request(),
+    )
+    .await;
+    let malformed = call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/trace-id")
+            .insert_header(("traceparent", "00-zz-01"))
+            .to_request(),
+    )
+    .await;
+    // A caller that decided not to sample: parent-based sampling follows it.
+    call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/users/1")
+            .insert_header((
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            ))
+            .to_request(),
+    )
+    .await;
+    provider.force_flush().expect("flushed");
+
+    assert_eq!(from_w3c, "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(from_google, "105445aa7843bc8bf206b12000100000");
+    assert_eq!(malformed.len(), 32, "a malformed header starts a new trace");
+    assert_ne!(malformed, from_w3c);
+    let spans = collect.0.lock().expect("lock").clone();
+    assert_eq!(
+        spans.len(),
+        3,
+        "the unsampled request is not exported: {spans:#?}"
+    );
+    let w3c = spans
+        .iter()
+        .find(|s| s.span_context.trace_id().to_string() == from_w3c)
+        .expect("w3c span");
+    assert_eq!(w3c.parent_span_id.to_string(), "00f067aa0ba902b7");
+    let google = spans
+        .iter()
+        .find(|s| s.span_context.trace_id().to_string() == from_google)
+        .expect("span");
+    assert_eq!(
+        u64::from_be_bytes(google.parent_span_id.to_bytes()),
+        1_234_567_890
+    );
+}
+
+#[actix_web::test]
+async fn unsampled_requests_export_nothing_and_still_serve() {
+    let (provider, collect) = provider(Sampler::AlwaysOff);
+    let app = init_service(
+        App::new()
+            .wrap(RequestTracing::new(provider.tracer("test")))
+            .configure(app_routes),
+    )
+    .await;
+    for _ in 0..20 {
+        let body = call_and_read_body(&app, TestRequest::get().uri("/users/3").to_request()).await;
+        assert_eq!(body, "a user");
+    }
+    provider.force_flush().expect("flushed");
+    assert!(collect.0.lock().expect("lock").is_empty());
+}
