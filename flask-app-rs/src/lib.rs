@@ -61,6 +61,11 @@ impl AppState {
     pub fn metrics(&self) -> &HttpMetrics {
         &self.metrics
     }
+
+    /// The counter of hello requests, to wrap `/` with.
+    pub fn hello_counter(&self) -> &RouteCounter {
+        &self.hello_counter
+    }
 }
 
 /// The application, apart from any server, so that tests can call it in-process.
