@@ -85,6 +85,9 @@ impl Recorder {
     pub fn record(&self, task: Task, status: u16, elapsed: Duration) {
         // A label lookup hashes and takes a lock; this runs for every request,
         // so each thread resolves a (task, status) child once and indexes it.
+        // The cache is not keyed by recorder: there is one per process
+        // (`recorder()`; `new` is private), and tests make theirs on their
+        // own thread.
         thread_local! {
             static COUNTERS: RefCell<Vec<Option<IntCounter>>> = const { RefCell::new(Vec::new()) };
             static HISTOGRAMS: RefCell<Vec<Option<Histogram>>> = const { RefCell::new(Vec::new()) };
@@ -96,9 +99,8 @@ impl Recorder {
             }
             counters[task.index() * 1000 + usize::from(status)]
                 .get_or_insert_with(|| {
-                    let digits = status_digits(status);
-                    let label = std::str::from_utf8(&digits).unwrap_or("0").trim_start();
-                    self.requests.with_label_values(&[task.name(), label])
+                    self.requests
+                        .with_label_values(&[task.name(), &status.to_string()])
                 })
                 .inc();
         });
@@ -154,18 +156,6 @@ impl Recorder {
     }
 }
 
-fn status_digits(status: u16) -> [u8; 3] {
-    let mut buf = *b"  0";
-    let mut n = status.min(999);
-    let mut i = 3;
-    while n > 0 && i > 0 {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    buf
-}
-
 /// Totals of the run so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Snapshot {
@@ -209,8 +199,18 @@ mod tests {
 
     #[test]
     fn statuses_are_labelled_and_quantiles_interpolated() {
-        assert_eq!(&status_digits(200), b"200");
-        assert_eq!(&status_digits(0), b"  0");
+        let recorder = Recorder::new();
+        recorder.record(Task::Hello, 200, Duration::from_millis(1));
+        recorder.record(Task::Unknown, 0, Duration::from_millis(1));
+        let scrape = metrics_middleware::text_format::render(recorder.registry());
+        assert!(
+            scrape.contains(r#"loadtester_requests_total{status="200",task="hello"} 1"#),
+            "{scrape}"
+        );
+        assert!(
+            scrape.contains(r#"loadtester_requests_total{status="0",task="unknown"} 1"#),
+            "{scrape}"
+        );
         assert_eq!(quantile(&[1.0, 2.0], &[0, 10], 0.5), 1.5);
         assert_eq!(quantile(&[1.0, 2.0], &[10, 10], 0.99), 0.99);
         assert_eq!(quantile(&[], &[], 0.5), 0.0);
