@@ -13,14 +13,14 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus::Registry;
 use thiserror::Error;
 
-pub use crate::text_format::{render, CONTENT_TYPE as TEXT_FORMAT};
+use crate::text_format::{render, CONTENT_TYPE};
 
 /// An Actix handler that answers a scrape of `registry`: mount it on an app
 /// port with `web::resource("/metrics").route(web::get().to(...))` where a
 /// separate port is not wanted.
 pub async fn scrape(registry: web::Data<Registry>) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT)))
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)))
         .body(render(&registry))
 }
 

@@ -101,7 +101,7 @@ mod tests {
     fn build_info_and_process_metrics_are_exposed() {
         let registry = Registry::new();
         register(&registry, &BuildInfo::new("demo", "1.2.3")).expect("first registration");
-        let text = crate::metrics_server::render(&registry);
+        let text = crate::text_format::render(&registry);
         assert!(
             text.contains(&format!(
                 r#"rust_build_info{{name="demo",rustc_version="{RUSTC_VERSION}",version="1.2.3"}} 1"#

@@ -124,7 +124,7 @@ impl HttpMetrics {
 
     /// Renders every metric of the registry in the Prometheus text format.
     pub fn render(&self) -> String {
-        crate::metrics_server::render(&self.shared.registry)
+        crate::text_format::render(&self.shared.registry)
     }
 
     /// Registers a counter with fixed labels that counts the requests
