@@ -100,8 +100,12 @@ pub struct TelemetryConfig {
     /// `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG`;
     /// `parentbased_always_on` if unset.
     pub sampler: Sampler,
-    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
-    pub otlp_endpoint: Option<String>,
+    /// The URL spans are sent to by OTLP, as the specification derives it:
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as it is; else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` with `/v1/traces` appended for
+    /// `http/protobuf` (as it is for gRPC); else `http://localhost:4318/v1/traces`
+    /// or `http://localhost:4317`.
+    pub otlp_traces_endpoint: String,
     /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`;
     /// `http/protobuf` if unset.
     pub otlp_protocol: OtlpProtocol,
@@ -185,19 +189,26 @@ impl TelemetryConfig {
                     ConfigError::new(name, &v, "a whole number of milliseconds above 0")
                 })?,
         };
-        let otlp_endpoint = match first([
+        let otlp_traces_endpoint = match first([
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_ENDPOINT",
         ]) {
-            None => None,
-            Some((_, v)) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
-            Some((name, v)) => {
+            Some((name, v)) if !(v.starts_with("http://") || v.starts_with("https://")) => {
                 return Err(ConfigError::new(
                     name,
                     &v,
                     "a URL starting with http:// or https://",
                 ))
             }
+            Some(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v)) => v,
+            Some((_, base)) => match otlp_protocol {
+                OtlpProtocol::Grpc => base,
+                OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+            },
+            None => match otlp_protocol {
+                OtlpProtocol::Grpc => "http://localhost:4317".to_owned(),
+                OtlpProtocol::HttpProtobuf => "http://localhost:4318/v1/traces".to_owned(),
+            },
         };
         let resource_attributes = match get("OTEL_RESOURCE_ATTRIBUTES") {
             None => Vec::new(),
@@ -210,7 +221,7 @@ impl TelemetryConfig {
             resource_attributes,
             traces_exporter,
             sampler: parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?,
-            otlp_endpoint,
+            otlp_traces_endpoint,
             otlp_protocol,
             otlp_timeout,
         })
@@ -311,13 +322,37 @@ mod tests {
         assert_eq!(c.sampler, Sampler::ParentBased(ParentBasedRoot::AlwaysOn));
         assert_eq!(c.otlp_protocol, OtlpProtocol::HttpProtobuf);
         assert_eq!(c.otlp_timeout, Duration::from_secs(10));
-        assert!(!c.sdk_disabled && c.service_name.is_none() && c.otlp_endpoint.is_none());
+        assert!(!c.sdk_disabled && c.service_name.is_none());
+        assert_eq!(c.otlp_traces_endpoint, "http://localhost:4318/v1/traces");
         // Empty counts as unset.
         assert_eq!(
             config(&[("OTEL_TRACES_EXPORTER", " ")])
                 .expect("empty")
                 .traces_exporter,
             TracesExporter::Otlp
+        );
+    }
+
+    #[test]
+    fn the_traces_endpoint_follows_the_specification() {
+        let endpoint = |vars: &[(&str, &str)]| config(vars).expect("valid").otlp_traces_endpoint;
+        assert_eq!(
+            endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel.example:4318/")]),
+            "https://otel.example:4318/v1/traces"
+        );
+        assert_eq!(
+            endpoint(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://traces:9000/custom"
+                ),
+            ]),
+            "http://traces:9000/custom"
+        );
+        assert_eq!(
+            endpoint(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]),
+            "http://localhost:4317"
         );
     }
 
@@ -344,7 +379,8 @@ mod tests {
             c.sampler,
             Sampler::ParentBased(ParentBasedRoot::TraceIdRatio(0.25))
         );
-        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        // gRPC takes the base endpoint as it is.
+        assert_eq!(c.otlp_traces_endpoint, "http://collector:4318");
         assert_eq!(
             c.otlp_protocol,
             OtlpProtocol::Grpc,
