@@ -25,7 +25,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
-use crate::metrics::BuildError;
+use super::error::TelemetryError;
 
 /// How often the export thread looks at its control channel while idle.
 const CONTROL_POLL: Duration = Duration::from_millis(50);
@@ -89,33 +89,40 @@ impl BoundedBatchProcessorBuilder {
         self
     }
 
-    /// Starts the export thread.
+    /// Starts the export thread with `exporter`.
     ///
     /// # Errors
     ///
-    /// [`BuildError::Register`] if the counters are registered already.
+    /// [`TelemetryError::Register`] if the counters are registered already,
+    /// [`TelemetryError::Thread`] if the thread cannot start.
     pub fn build<E: SpanExporter + 'static>(
         self,
         exporter: E,
-    ) -> Result<BoundedBatchProcessor, BuildError> {
+    ) -> Result<BoundedBatchProcessor, TelemetryError> {
+        self.build_with(move || Ok::<_, std::convert::Infallible>(exporter))
+    }
+
+    /// Starts the export thread and builds the exporter there, inside the
+    /// thread's Tokio runtime: tonic's channels spawn their connection task
+    /// when they are made, so a gRPC exporter cannot be built outside one.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`TelemetryError::Exporter`] with
+    /// `make`'s error.
+    pub fn build_with<E, F, Err>(self, make: F) -> Result<BoundedBatchProcessor, TelemetryError>
+    where
+        E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, Err> + Send + 'static,
+        Err: fmt::Display,
+    {
         let registry = self.registry.unwrap_or_default();
-        let register = |name: &str, collector: Box<dyn prometheus::core::Collector>| {
-            registry
-                .register(collector)
-                .map_err(|source| BuildError::Register {
-                    metric: name.to_owned(),
-                    source,
-                })
-        };
-        let invalid = |source| BuildError::Register {
-            metric: "otel_spans".to_owned(),
-            source,
-        };
+        let invalid = |metric, source| TelemetryError::Register { metric, source };
         let exported = IntCounter::with_opts(Opts::new(
             "otel_spans_exported_total",
             "Spans the exporter accepted.",
         ))
-        .map_err(invalid)?;
+        .map_err(|e| invalid("otel_spans_exported_total", e))?;
         let dropped = IntCounterVec::new(
             Opts::new(
                 "otel_spans_dropped_total",
@@ -123,33 +130,78 @@ impl BoundedBatchProcessorBuilder {
             ),
             &["reason"],
         )
-        .map_err(invalid)?;
-        register("otel_spans_exported_total", Box::new(exported.clone()))?;
-        register("otel_spans_dropped_total", Box::new(dropped.clone()))?;
+        .map_err(|e| invalid("otel_spans_dropped_total", e))?;
+        registry
+            .register(Box::new(exported.clone()))
+            .map_err(|e| invalid("otel_spans_exported_total", e))?;
+        registry
+            .register(Box::new(dropped.clone()))
+            .map_err(|e| invalid("otel_spans_dropped_total", e))?;
 
         let (spans_tx, spans_rx) = mpsc::sync_channel(self.max_queue_size);
         let (control_tx, control_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let queue_full = dropped.with_label_values(&["queue_full"]);
-        let worker = ExportWorker {
-            exporter,
-            spans: spans_rx,
-            control: control_rx,
-            max_batch_size: self.max_batch_size,
-            scheduled_delay: self.scheduled_delay,
-            export_timeout: self.export_timeout,
-            exported,
-            export_failed: dropped.with_label_values(&["export_failed"]),
-            failures_since_log: 0,
-            last_failure_log: None,
-        };
+        let export_failed = dropped.with_label_values(&["export_failed"]);
+        let (max_batch_size, scheduled_delay, export_timeout) = (
+            self.max_batch_size,
+            self.scheduled_delay,
+            self.export_timeout,
+        );
         let thread = std::thread::Builder::new()
             .name("span-export".to_owned())
-            .spawn(move || worker.run())
-            .map_err(|e| {
-                invalid(prometheus::Error::Msg(format!(
-                    "cannot start the export thread: {e}"
-                )))
-            })?;
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(format!("cannot start its runtime: {err}")));
+                        return;
+                    }
+                };
+                let exporter = {
+                    let _inside = runtime.enter();
+                    match make() {
+                        Ok(exporter) => exporter,
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err.to_string()));
+                            return;
+                        }
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                ExportWorker {
+                    exporter,
+                    spans: spans_rx,
+                    control: control_rx,
+                    max_batch_size,
+                    scheduled_delay,
+                    export_timeout,
+                    exported,
+                    export_failed,
+                    failures_since_log: 0,
+                    last_failure_log: None,
+                }
+                .run(&runtime);
+            })
+            .map_err(TelemetryError::Thread)?;
+        let exporter_error = |reason| TelemetryError::Exporter {
+            exporter: std::any::type_name::<E>(),
+            reason,
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                let _ = thread.join();
+                return Err(exporter_error(reason));
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(exporter_error("the export thread ended early".to_owned()));
+            }
+        }
         Ok(BoundedBatchProcessor {
             spans: spans_tx,
             control: Mutex::new(control_tx),
@@ -255,17 +307,7 @@ struct ExportWorker<E> {
 }
 
 impl<E: SpanExporter> ExportWorker<E> {
-    fn run(mut self) {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                log::error!("span export disabled: cannot start its runtime: {err}");
-                return;
-            }
-        };
+    fn run(mut self, runtime: &tokio::runtime::Runtime) {
         let mut batch = Vec::with_capacity(self.max_batch_size);
         let mut deadline = Instant::now() + self.scheduled_delay;
         loop {
@@ -273,11 +315,11 @@ impl<E: SpanExporter> ExportWorker<E> {
                 match control {
                     Control::SetResource(resource) => self.exporter.set_resource(&resource),
                     Control::Flush(reply) => {
-                        let result = self.drain(&runtime, &mut batch);
+                        let result = self.drain(runtime, &mut batch);
                         let _ = reply.send(result);
                     }
                     Control::Shutdown(reply, timeout) => {
-                        let result = self.drain(&runtime, &mut batch);
+                        let result = self.drain(runtime, &mut batch);
                         let _ = self.exporter.shutdown_with_timeout(timeout);
                         let _ = reply.send(result);
                         return;
@@ -291,18 +333,18 @@ impl<E: SpanExporter> ExportWorker<E> {
                 Ok(span) => {
                     batch.push(span);
                     if batch.len() >= self.max_batch_size {
-                        self.export(&runtime, &mut batch);
+                        self.export(runtime, &mut batch);
                         deadline = Instant::now() + self.scheduled_delay;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if Instant::now() >= deadline {
-                        self.export(&runtime, &mut batch);
+                        self.export(runtime, &mut batch);
                         deadline = Instant::now() + self.scheduled_delay;
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.export(&runtime, &mut batch);
+                    self.export(runtime, &mut batch);
                     return;
                 }
             }
@@ -344,10 +386,11 @@ impl<E: SpanExporter> ExportWorker<E> {
         }
         let spans = std::mem::take(batch);
         let count = spans.len() as u64;
-        // The timer is made inside the runtime: it needs its context.
-        let timeout = self.export_timeout;
-        let export = self.exporter.export(spans);
-        let outcome = runtime.block_on(async move { tokio::time::timeout(timeout, export).await });
+        // The export and its timer are made inside the runtime: both may
+        // need its context.
+        let (timeout, exporter) = (self.export_timeout, &self.exporter);
+        let outcome = runtime
+            .block_on(async move { tokio::time::timeout(timeout, exporter.export(spans)).await });
         match outcome {
             Ok(Ok(())) => {
                 self.exported.inc_by(count);
