@@ -43,7 +43,8 @@
 //! | `process_*` metrics and `rust_build_info` | [`process`] |
 //! | the scrape endpoint on its own port | [`metrics_server`] |
 //! | the text exposition format | [`text_format`] |
-//! | `OTEL_*` settings and resource detection (GKE/GCE) | [`telemetry`] |
+//! | traces: settings, resource (GKE/GCE), spans, exporters | [`telemetry`] |
+//! | log lines joined to traces in Cloud Logging | [`logging`] |
 //! | flags and environment variables (`cli` feature) | `cli` |
 //!
 //! [Actix-web]: https://actix.rs
@@ -51,6 +52,7 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod logging;
 pub mod metrics;
 pub mod metrics_server;
 pub mod process;

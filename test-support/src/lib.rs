@@ -1,5 +1,6 @@
 //! Real parts for the workspace's tests: our binaries on free ports, a real
-//! Prometheus server scraping them, and promtool.
+//! Prometheus server scraping them, promtool, and an OTLP receiver
+//! ([`otlp::OtlpReceiver`]).
 //!
 //! `prometheus` and `promtool` come from Debian's `prometheus` package, which
 //! `scripts/test.sh` installs; a test that needs them fails with a message
@@ -13,6 +14,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+pub mod otlp;
 
 /// A port on loopback that was free a moment ago.
 pub fn free_port() -> u16 {

@@ -4,19 +4,29 @@
 //!
 //! | concern | module |
 //! |---|---|
+//! | settings to a running tracer: [`Telemetry::builder`] | `builder` |
 //! | `OTEL_*` settings, checked at start-up | [`config`] |
 //! | `service.name`, `OTEL_RESOURCE_ATTRIBUTES`, the GKE/GCE detector | [`resource`] |
 //! | the caller's trace: `traceparent`, `X-Cloud-Trace-Context` | [`propagation`] |
 //! | spans to the exporter: bounded, never blocking, drops counted | [`processor`] |
 //! | one server span per request, the handler's [`TraceContext`] | [`middleware`] |
+//! | OTLP, Cloud Trace, stdout | [`exporters`] |
+//! | what can go wrong at start-up | [`TelemetryError`] |
 
+mod builder;
 pub mod config;
+mod error;
+pub mod exporters;
 pub mod middleware;
 pub mod processor;
 pub mod propagation;
 pub mod resource;
 
-pub use config::{ConfigError, OtlpProtocol, Sampler, TelemetryConfig, TracesExporter};
+pub use builder::{Telemetry, TelemetryBuilder};
+pub use config::{
+    ConfigError, OtlpProtocol, ParentBasedRoot, Sampler, TelemetryConfig, TracesExporter,
+};
+pub use error::TelemetryError;
 pub use middleware::{RequestTracing, TraceContext};
 pub use processor::{BoundedBatchProcessor, BoundedBatchProcessorBuilder};
 pub use propagation::{incoming_propagator, CloudTraceContextPropagator};

@@ -1,0 +1,393 @@
+//! From settings to a running tracer: the resource (service, `OTEL_RESOURCE_ATTRIBUTES`,
+//! GKE/GCE), the sampler, the exporter behind the bounded processor, and the
+//! middleware that uses them.
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{self as sdk, SdkTracer, SdkTracerProvider};
+use prometheus::Registry;
+
+use super::config::{ParentBasedRoot, Sampler, TelemetryConfig, TracesExporter};
+use super::error::TelemetryError;
+use super::exporters::StdoutExporter;
+use super::middleware::RequestTracing;
+use super::processor::{BoundedBatchProcessor, BoundedBatchProcessorBuilder};
+use super::resource::{GcpDetector, Resource};
+
+/// The instrumentation scope of the server spans.
+const SCOPE: &str = "metrics-middleware";
+
+/// Builds [`Telemetry`]; see [`Telemetry::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct TelemetryBuilder {
+    config: Option<TelemetryConfig>,
+    default_service_name: Option<String>,
+    service_version: Option<String>,
+    registry: Option<Registry>,
+    detector: Option<GcpDetector>,
+    processor: BoundedBatchProcessorBuilder,
+}
+
+impl TelemetryBuilder {
+    /// Settings to use instead of the process environment's `OTEL_*`
+    /// variables (which [`build`](Self::build) reads otherwise).
+    pub fn config(mut self, config: TelemetryConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// `service.name` when neither `OTEL_SERVICE_NAME` nor
+    /// `OTEL_RESOURCE_ATTRIBUTES` sets it; usually the binary's name,
+    /// `env!("CARGO_PKG_NAME")`.
+    pub fn default_service_name(mut self, name: impl Into<String>) -> Self {
+        self.default_service_name = Some(name.into());
+        self
+    }
+
+    /// `service.version`, usually `env!("CARGO_PKG_VERSION")`.
+    pub fn service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// Registers the span counters (`otel_spans_exported_total`,
+    /// `otel_spans_dropped_total`) on `registry`, next to the HTTP metrics.
+    pub fn registry(mut self, registry: Registry) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The GKE/GCE detector to use; [`GcpDetector::from_env`] by default.
+    pub fn gcp_detector(mut self, detector: GcpDetector) -> Self {
+        self.detector = Some(detector);
+        self
+    }
+
+    /// Skips GKE/GCE detection (for processes known to run elsewhere).
+    pub fn without_gcp_detection(mut self) -> Self {
+        self.detector = None;
+        self
+    }
+
+    /// Queue size, batch size and delays of the span processor.
+    pub fn processor(mut self, processor: BoundedBatchProcessorBuilder) -> Self {
+        self.processor = processor;
+        self
+    }
+
+    /// Reads the settings (unless given), detects the resource and starts
+    /// the exporter. An unreachable backend is not an error: its spans are
+    /// counted as dropped once they fail.
+    ///
+    /// # Errors
+    ///
+    /// [`TelemetryError::Config`] for a bad `OTEL_*` value (the message names
+    /// it), [`TelemetryError::Exporter`] for settings the exporter refuses,
+    /// [`TelemetryError::FeatureMissing`] for an exporter not built in, and
+    /// [`TelemetryError::Register`] if the span counters exist already.
+    pub fn build(self) -> Result<Telemetry, TelemetryError> {
+        let config = match self.config {
+            Some(config) => config,
+            None => TelemetryConfig::from_env()?,
+        };
+        let resource = detect_resource(
+            &config,
+            self.detector.as_ref(),
+            self.default_service_name.as_deref(),
+            self.service_version.as_deref(),
+        );
+        let exporter = if config.sdk_disabled {
+            TracesExporter::None
+        } else {
+            config.traces_exporter
+        };
+        let sampler = match exporter {
+            // Nothing would be exported: record nothing, but still continue
+            // the caller's trace so that log lines carry its id.
+            TracesExporter::None => sdk::Sampler::AlwaysOff,
+            _ => sdk_sampler(config.sampler),
+        };
+        let mut provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_resource(sdk_resource(&resource));
+        let processor = self.processor;
+        let processor = match self.registry {
+            Some(registry) => processor.registry(registry),
+            None => processor,
+        };
+        match exporter {
+            TracesExporter::None => {}
+            TracesExporter::Stdout => {
+                provider = provider.with_span_processor(processor.build(StdoutExporter::new())?);
+            }
+            TracesExporter::Otlp => {
+                let processor = otlp_processor(processor, &config).map_err(named("otlp"))?;
+                provider = provider.with_span_processor(processor);
+            }
+            TracesExporter::GcpTrace => {
+                let processor = gcp_trace_processor(processor).map_err(named("gcp_trace"))?;
+                provider = provider.with_span_processor(processor);
+            }
+        }
+        let provider = provider.build();
+        let tracer = provider.tracer(SCOPE);
+        Ok(Telemetry {
+            provider,
+            tracer,
+            resource,
+            exporter,
+        })
+    }
+}
+
+/// Names the exporter in an [`TelemetryError::Exporter`] by its
+/// `OTEL_TRACES_EXPORTER` value rather than by its Rust type.
+fn named(exporter: &'static str) -> impl FnOnce(TelemetryError) -> TelemetryError {
+    move |err| match err {
+        TelemetryError::Exporter { reason, .. } => TelemetryError::Exporter { exporter, reason },
+        other => other,
+    }
+}
+
+#[cfg(feature = "otlp")]
+fn otlp_processor(
+    processor: BoundedBatchProcessorBuilder,
+    config: &TelemetryConfig,
+) -> Result<BoundedBatchProcessor, TelemetryError> {
+    processor.build_with(super::exporters::otlp::exporter(config))
+}
+
+#[cfg(not(feature = "otlp"))]
+fn otlp_processor(
+    _: BoundedBatchProcessorBuilder,
+    _: &TelemetryConfig,
+) -> Result<BoundedBatchProcessor, TelemetryError> {
+    Err(TelemetryError::FeatureMissing {
+        exporter: "otlp",
+        feature: "otlp",
+    })
+}
+
+#[cfg(feature = "gcp_trace")]
+fn gcp_trace_processor(
+    processor: BoundedBatchProcessorBuilder,
+) -> Result<BoundedBatchProcessor, TelemetryError> {
+    super::exporters::gcp_trace::processor(processor)
+}
+
+#[cfg(not(feature = "gcp_trace"))]
+fn gcp_trace_processor(
+    _: BoundedBatchProcessorBuilder,
+) -> Result<BoundedBatchProcessor, TelemetryError> {
+    Err(TelemetryError::FeatureMissing {
+        exporter: "gcp_trace",
+        feature: "gcp_trace",
+    })
+}
+
+/// A running tracer: hand [`middleware`](Self::middleware) to each app,
+/// and call [`shutdown`](Self::shutdown) once the server has stopped so that
+/// the last spans are sent.
+///
+/// ```
+/// use actix_web::{web, App, HttpServer};
+/// use metrics_middleware::telemetry::{Telemetry, TelemetryConfig};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // From the environment in a real service: `Telemetry::builder().build()?`.
+/// let config = TelemetryConfig::from_lookup(|name| {
+///     (name == "OTEL_TRACES_EXPORTER").then(|| "none".to_owned())
+/// })?;
+/// let telemetry = Telemetry::builder()
+///     .config(config)
+///     .default_service_name("hello")
+///     .without_gcp_detection()
+///     .build()?;
+/// let for_workers = telemetry.clone();
+/// let server = HttpServer::new(move || {
+///     App::new()
+///         .wrap(for_workers.middleware())
+///         .route("/", web::get().to(|| async { "Hello" }))
+/// });
+/// # drop(server);
+/// // ... after `server.run().await`:
+/// telemetry.shutdown(std::time::Duration::from_secs(5))?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    resource: Resource,
+    exporter: TracesExporter,
+}
+
+impl Telemetry {
+    /// A builder that reads `OTEL_*` variables and detects GKE/GCE.
+    pub fn builder() -> TelemetryBuilder {
+        TelemetryBuilder {
+            config: None,
+            default_service_name: None,
+            service_version: None,
+            registry: None,
+            detector: Some(GcpDetector::from_env()),
+            processor: BoundedBatchProcessor::builder(),
+        }
+    }
+
+    /// The request-span middleware, one per app (per worker).
+    pub fn middleware(&self) -> RequestTracing {
+        RequestTracing::new(self.tracer.clone())
+    }
+
+    /// The tracer, for spans of one's own (background work, clients).
+    pub fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+
+    /// What the spans say about the process.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// The exporter in use (`None` when the SDK is disabled).
+    pub fn exporter(&self) -> TracesExporter {
+        self.exporter
+    }
+
+    /// The Google Cloud project the process runs in (`cloud.account.id`,
+    /// from the metadata server or `OTEL_RESOURCE_ATTRIBUTES`), else
+    /// `GOOGLE_CLOUD_PROJECT`: what log lines name their traces by.
+    pub fn gcp_project_id(&self) -> Option<String> {
+        self.resource
+            .get("cloud.account.id")
+            .map(str::to_owned)
+            .or_else(|| {
+                std::env::var("GOOGLE_CLOUD_PROJECT")
+                    .ok()
+                    .filter(|p| !p.is_empty())
+            })
+    }
+
+    /// Sends the spans still queued and stops the exporter, within `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// The SDK's error if spans could not be sent in time; they are counted
+    /// as dropped.
+    pub fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        self.provider.shutdown_with_timeout(timeout)
+    }
+}
+
+/// The resource: GKE/GCE first, then `OTEL_RESOURCE_ATTRIBUTES`, then
+/// `service.name` (`OTEL_SERVICE_NAME` wins, as the specification says) and
+/// `service.version`, and the SDK's own attributes.
+fn detect_resource(
+    config: &TelemetryConfig,
+    detector: Option<&GcpDetector>,
+    default_service_name: Option<&str>,
+    service_version: Option<&str>,
+) -> Resource {
+    let mut resource = Resource::default();
+    if let Some(detector) = detector {
+        resource.merge(detector.detect());
+    }
+    resource.merge(config.resource_attributes.iter().cloned());
+    match (&config.service_name, resource.get("service.name")) {
+        (Some(name), _) => resource.set("service.name", name.clone()),
+        (None, Some(_)) => {}
+        (None, None) => resource.set(
+            "service.name",
+            default_service_name.unwrap_or("unknown_service"),
+        ),
+    }
+    if let (Some(version), None) = (service_version, resource.get("service.version")) {
+        resource.set("service.version", version);
+    }
+    resource.set("telemetry.sdk.name", "opentelemetry");
+    resource.set("telemetry.sdk.language", "rust");
+    resource.set("telemetry.sdk.version", "0.32");
+    resource
+}
+
+fn sdk_resource(resource: &Resource) -> opentelemetry_sdk::Resource {
+    opentelemetry_sdk::Resource::builder_empty()
+        .with_attributes(
+            resource
+                .iter()
+                .map(|(key, value)| KeyValue::new(key.to_owned(), value.to_owned())),
+        )
+        .build()
+}
+
+fn sdk_sampler(sampler: Sampler) -> sdk::Sampler {
+    match sampler {
+        Sampler::AlwaysOn => sdk::Sampler::AlwaysOn,
+        Sampler::AlwaysOff => sdk::Sampler::AlwaysOff,
+        Sampler::TraceIdRatio(ratio) => sdk::Sampler::TraceIdRatioBased(ratio),
+        Sampler::ParentBased(root) => sdk::Sampler::ParentBased(Box::new(match root {
+            ParentBasedRoot::AlwaysOn => sdk::Sampler::AlwaysOn,
+            ParentBasedRoot::AlwaysOff => sdk::Sampler::AlwaysOff,
+            ParentBasedRoot::TraceIdRatio(ratio) => sdk::Sampler::TraceIdRatioBased(ratio),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> TelemetryConfig {
+        TelemetryConfig::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .expect("valid settings")
+    }
+
+    #[test]
+    fn the_service_name_comes_from_otel_service_name_first() {
+        let resource = |vars: &[(&str, &str)]| {
+            detect_resource(&config(vars), None, Some("flask-app-rs"), Some("1.2.3"))
+        };
+        let named = resource(&[
+            ("OTEL_SERVICE_NAME", "from-variable"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=from-attributes,team=web",
+            ),
+        ]);
+        assert_eq!(named.get("service.name"), Some("from-variable"));
+        assert_eq!(named.get("team"), Some("web"));
+        assert_eq!(named.get("service.version"), Some("1.2.3"));
+        let from_attributes = resource(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=attr")]);
+        assert_eq!(from_attributes.get("service.name"), Some("attr"));
+        assert_eq!(resource(&[]).get("service.name"), Some("flask-app-rs"));
+    }
+
+    #[test]
+    fn span_counters_register_once_per_registry() {
+        let registry = Registry::new();
+        let stdout = Telemetry::builder()
+            .config(config(&[("OTEL_TRACES_EXPORTER", "stdout")]))
+            .without_gcp_detection()
+            .registry(registry.clone())
+            .build()
+            .expect("stdout exporter");
+        assert_eq!(stdout.exporter(), TracesExporter::Stdout);
+        // The counters are registered once per registry.
+        let twice = Telemetry::builder()
+            .config(config(&[("OTEL_TRACES_EXPORTER", "stdout")]))
+            .without_gcp_detection()
+            .registry(registry)
+            .build();
+        assert!(matches!(twice, Err(TelemetryError::Register { .. })));
+        stdout.shutdown(Duration::from_secs(1)).expect("shutdown");
+    }
+}

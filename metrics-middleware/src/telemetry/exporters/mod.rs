@@ -1,0 +1,18 @@
+//! The span exporters `OTEL_TRACES_EXPORTER` chooses from. Each sits behind
+//! [`BoundedBatchProcessor`](super::BoundedBatchProcessor), which owns the
+//! queue, the batching, the timeouts and the drop counter; an exporter only
+//! turns a batch into a request.
+//!
+//! | `OTEL_TRACES_EXPORTER` | module | cargo feature |
+//! |---|---|---|
+//! | `otlp` | `otlp` (opentelemetry-otlp: gRPC or HTTP/protobuf) | `otlp` (default) |
+//! | `gcp_trace` | `gcp_trace` (opentelemetry-stackdriver, deprecated upstream) | `gcp_trace` |
+//! | `stdout` | [`stdout`] | none |
+
+#[cfg(feature = "gcp_trace")]
+pub mod gcp_trace;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp;
+pub mod stdout;
+
+pub use stdout::StdoutExporter;

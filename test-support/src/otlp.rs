@@ -1,0 +1,297 @@
+//! A local OTLP receiver: the official `opentelemetry-proto` definitions
+//! served by tonic (gRPC, `TraceService/Export`) and decoded by prost from
+//! HTTP/protobuf posts to `/v1/traces`; no hand-written decoding.
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+pub use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+pub use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+/// One span as received, with its resource and how it came.
+#[derive(Debug, Clone)]
+pub struct ReceivedSpan {
+    /// `"grpc"` or `"http"`.
+    pub transport: &'static str,
+    /// The resource's attributes, rendered as text.
+    pub resource: BTreeMap<String, String>,
+    /// The instrumentation scope's name.
+    pub scope: String,
+    /// The span as decoded.
+    pub span: Span,
+}
+
+impl ReceivedSpan {
+    /// The span's name.
+    pub fn name(&self) -> &str {
+        &self.span.name
+    }
+
+    /// The trace id in lower-case hex.
+    pub fn trace_id(&self) -> String {
+        hex(&self.span.trace_id)
+    }
+
+    /// The span id in lower-case hex.
+    pub fn span_id(&self) -> String {
+        hex(&self.span.span_id)
+    }
+
+    /// The parent's span id in lower-case hex (empty for a root).
+    pub fn parent_span_id(&self) -> String {
+        hex(&self.span.parent_span_id)
+    }
+
+    /// The span kind.
+    pub fn kind(&self) -> SpanKind {
+        SpanKind::try_from(self.span.kind).unwrap_or(SpanKind::Unspecified)
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.span
+            .status
+            .as_ref()
+            .and_then(|s| StatusCode::try_from(s.code).ok())
+            .unwrap_or(StatusCode::Unset)
+    }
+
+    /// Every attribute, rendered as text (integers in decimal).
+    pub fn attributes(&self) -> BTreeMap<String, String> {
+        render(&self.span.attributes)
+    }
+
+    /// One attribute, rendered as text.
+    pub fn attribute(&self, key: &str) -> Option<String> {
+        self.span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| value_text(kv.value.as_ref()))
+    }
+}
+
+/// A running receiver; it stops when dropped.
+pub struct OtlpReceiver {
+    grpc: SocketAddr,
+    http: SocketAddr,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    http_server: actix_web::dev::ServerHandle,
+    grpc_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl OtlpReceiver {
+    /// Starts both transports on free loopback ports.
+    pub fn start() -> Self {
+        let spans = Arc::new(Mutex::new(Vec::new()));
+
+        let grpc_listener = TcpListener::bind("127.0.0.1:0").expect("bind the gRPC port");
+        let grpc = grpc_listener.local_addr().expect("gRPC address");
+        grpc_listener.set_nonblocking(true).expect("non-blocking");
+        let (grpc_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let collector = Collector(Arc::clone(&spans));
+        std::thread::Builder::new()
+            .name("otlp-grpc".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("receiver runtime");
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(grpc_listener).expect("tokio listener");
+                    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                    tonic::transport::Server::builder()
+                        .serve_with_incoming_shutdown(
+                            TraceServiceServer::new(collector),
+                            incoming,
+                            async {
+                                let _ = stopped.await;
+                            },
+                        )
+                        .await
+                        .expect("gRPC receiver");
+                });
+            })
+            .expect("start the gRPC receiver");
+
+        let http_listener = TcpListener::bind("127.0.0.1:0").expect("bind the HTTP port");
+        let http = http_listener.local_addr().expect("HTTP address");
+        let received = Arc::clone(&spans);
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("otlp-http".into())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let server = HttpServer::new(move || {
+                        let received = Arc::clone(&received);
+                        App::new()
+                            .app_data(web::PayloadConfig::new(64 << 20))
+                            .route(
+                                "/v1/traces",
+                                web::post().to(move |body: web::Bytes| {
+                                    let received = Arc::clone(&received);
+                                    async move {
+                                        match ExportTraceServiceRequest::decode(body) {
+                                            Ok(request) => {
+                                                collect(&received, "http", request);
+                                                HttpResponse::Ok()
+                                                    .content_type("application/x-protobuf")
+                                                    .body(
+                                                        ExportTraceServiceResponse::default()
+                                                            .encode_to_vec(),
+                                                    )
+                                            }
+                                            Err(err) => HttpResponse::BadRequest()
+                                                .body(format!("not an export request: {err}")),
+                                        }
+                                    }
+                                }),
+                            )
+                    })
+                    .workers(1)
+                    .disable_signals()
+                    .listen(http_listener)
+                    .expect("listen")
+                    .run();
+                    let _ = handle_tx.send(server.handle());
+                    let _ = server.await;
+                });
+            })
+            .expect("start the HTTP receiver");
+        let http_server = handle_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("HTTP receiver started");
+
+        Self {
+            grpc,
+            http,
+            spans,
+            http_server,
+            grpc_stop: Some(grpc_stop),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `OTEL_EXPORTER_OTLP_ENDPOINT` with
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`.
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// `http://127.0.0.1:PORT`, for `OTEL_EXPORTER_OTLP_ENDPOINT` with
+    /// `http/protobuf` (the exporter appends `/v1/traces`).
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits until `predicate` holds for the spans received, or panics after
+    /// `timeout` with `what` and what was received.
+    pub fn wait_for_spans(
+        &self,
+        what: &str,
+        timeout: Duration,
+        predicate: impl Fn(&[ReceivedSpan]) -> bool,
+    ) -> Vec<ReceivedSpan> {
+        crate::wait_for(what, timeout, || {
+            let spans = self.spans();
+            if predicate(&spans) {
+                Ok(spans)
+            } else {
+                Err(format!(
+                    "{} span(s): {:?}",
+                    spans.len(),
+                    spans.iter().map(ReceivedSpan::name).collect::<Vec<_>>()
+                ))
+            }
+        })
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.grpc_stop.take() {
+            let _ = stop.send(());
+        }
+        // Stopping returns a future; the server's own thread completes it.
+        drop(self.http_server.stop(false));
+    }
+}
+
+struct Collector(Arc<Mutex<Vec<ReceivedSpan>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        collect(&self.0, "grpc", request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn collect(
+    into: &Mutex<Vec<ReceivedSpan>>,
+    transport: &'static str,
+    request: ExportTraceServiceRequest,
+) {
+    let mut received = Vec::new();
+    for resource_spans in request.resource_spans {
+        let resource = resource_spans
+            .resource
+            .map(|r| render(&r.attributes))
+            .unwrap_or_default();
+        for scope_spans in resource_spans.scope_spans {
+            let scope = scope_spans.scope.map(|s| s.name).unwrap_or_default();
+            for span in scope_spans.spans {
+                received.push(ReceivedSpan {
+                    transport,
+                    resource: resource.clone(),
+                    scope: scope.clone(),
+                    span,
+                });
+            }
+        }
+    }
+    if let Ok(mut spans) = into.lock() {
+        spans.extend(received);
+    }
+}
+
+fn render(attributes: &[KeyValue]) -> BTreeMap<String, String> {
+    attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), value_text(kv.value.as_ref())))
+        .collect()
+}
+
+fn value_text(value: Option<&AnyValue>) -> String {
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
