@@ -11,12 +11,15 @@
 //!   requests for latency panels, and for watching a graceful shutdown drain.
 //! - `GET /healthz` for Kubernetes probes; not measured.
 //! - Metrics on their own port, with the Flask exporter's names.
+//! - One server span per request, exported as `OTEL_*` says, and log lines
+//!   that carry the request's trace (see `metrics_middleware::telemetry`).
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
 use metrics_middleware::prometheus::Opts;
+use metrics_middleware::telemetry::Telemetry;
 use metrics_middleware::{BuildError, HttpMetrics, Naming, RouteCounter};
 
 mod chaos;
@@ -30,6 +33,7 @@ pub struct AppState {
     metrics: HttpMetrics,
     hello_counter: RouteCounter,
     chaos: Chaos,
+    telemetry: Telemetry,
 }
 
 impl AppState {
@@ -54,7 +58,20 @@ impl AppState {
             metrics,
             hello_counter,
             chaos,
+            telemetry: Telemetry::disabled(),
         })
+    }
+
+    /// Traces requests with `telemetry` (tracing is off otherwise).
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    /// The tracer and its exporter.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.telemetry
     }
 
     /// The request metrics and their registry.
@@ -80,7 +97,9 @@ pub fn app(
         InitError = (),
     >,
 > {
+    // The last `wrap` is the outermost: metrics time the span's work too.
     App::new()
+        .wrap(state.telemetry.middleware())
         .wrap(state.metrics.clone())
         .app_data(web::Data::new(state.chaos))
         .service(

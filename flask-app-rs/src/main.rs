@@ -2,16 +2,27 @@
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use actix_web::HttpServer;
 use flask_app_rs::settings::Settings;
 use flask_app_rs::{app, AppState};
+use metrics_middleware::logging::{Logging, LoggingError};
+use metrics_middleware::telemetry::{Telemetry, TelemetryError};
 use metrics_middleware::{BuildError, MetricsServer, MetricsServerError};
+
+/// The longest SIGTERM waits for queued spans to be sent, after the
+/// in-flight requests are done.
+const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error(transparent)]
     Metrics(#[from] BuildError),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
     #[error("{0} (set by --metrics-port or METRICS_PORT)")]
     MetricsServer(#[from] MetricsServerError),
     #[error("cannot listen on {addr} (set by --port or PORT): {source}")]
@@ -22,13 +33,25 @@ enum StartError {
 
 fn main() -> ExitCode {
     let settings: Settings = metrics_middleware::cli::parse_or_exit();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    metrics_middleware::cli::exit_code(actix_web::rt::System::new().block_on(run(settings)))
+    let telemetry_config = settings.telemetry.config_or_exit();
+    let result = (|| {
+        let state = AppState::new(settings.chaos_target_percent)?;
+        let telemetry = Telemetry::builder()
+            .config(telemetry_config)
+            .default_service_name(env!("CARGO_PKG_NAME"))
+            .service_version(env!("CARGO_PKG_VERSION"))
+            .registry(state.metrics().registry().clone())
+            .build()?;
+        Logging::builder()
+            .format(settings.telemetry.log_format)
+            .gcp_project_id(telemetry.gcp_project_id())
+            .init()?;
+        actix_web::rt::System::new().block_on(run(settings, state.with_telemetry(telemetry)))
+    })();
+    metrics_middleware::cli::exit_code(result)
 }
 
-async fn run(settings: Settings) -> Result<(), StartError> {
-    let state = AppState::new(settings.chaos_target_percent)?;
-
+async fn run(settings: Settings, state: AppState) -> Result<(), StartError> {
     // Bind both ports before serving on either, so that a port in use ends
     // start-up before anything runs.
     let addr = SocketAddr::new(settings.bind_address, settings.port);
@@ -48,15 +71,19 @@ async fn run(settings: Settings) -> Result<(), StartError> {
 
     let server = server.run();
     log::info!(
-        "listening on {addr}, metrics on {metrics_addr}/metrics, {} workers, chaos {}",
+        "listening on {addr}, metrics on {metrics_addr}/metrics, {} workers, chaos {}, traces to {:?}",
         settings.workers(),
-        settings.chaos_target_percent
+        settings.chaos_target_percent,
+        state.telemetry().exporter(),
     );
 
     // Actix stops accepting on SIGTERM or SIGINT and waits for in-flight
     // requests (up to the shutdown timeout) before this returns.
     let served = server.await;
-    log::info!("application server stopped; stopping the metrics server");
+    log::info!("application server stopped; sending the last spans");
+    if let Err(err) = state.telemetry().shutdown(SPAN_FLUSH_TIMEOUT) {
+        log::warn!("spans not sent before exit: {err}");
+    }
     metrics_handle.stop(true).await;
     served.map_err(StartError::Serve)
 }

@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use clap::Parser;
+use metrics_middleware::cli::TelemetryArgs;
 
 use crate::Chaos;
 
@@ -36,6 +37,10 @@ pub struct Settings {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "25s",
           value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Tracing and logging (`OTEL_*`, `LOG_FORMAT`).
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
 }
 
 impl Settings {

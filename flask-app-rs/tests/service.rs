@@ -5,7 +5,10 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use test_support::{agent, free_port, get, promtool_check_metrics, Process, Prometheus, Sample};
+use test_support::otlp::{OtlpReceiver, SpanKind};
+use test_support::{
+    agent, free_port, get, promtool_check_metrics, wait_for, Process, Prometheus, Sample,
+};
 
 struct Service {
     process: Process,
@@ -23,6 +26,8 @@ fn start(envs: &[(&str, &str)]) -> Service {
         .env("BIND_ADDRESS", "127.0.0.1")
         .env("WORKERS", "2")
         .env("RUST_LOG", "warn")
+        // Tests that want spans say where to; the others export none.
+        .env("OTEL_TRACES_EXPORTER", "none")
         .envs(envs.iter().copied());
     let mut process = Process::spawn("flask-app-rs", &mut command);
     let app = format!("http://127.0.0.1:{port}");
@@ -300,6 +305,18 @@ fn bad_settings_end_start_up_with_one_line_naming_them() {
     assert!(err.contains("PORT") && err.contains("70000"), "{err}");
     let err = start_expecting_failure(&[("WORKERS", "0")]);
     assert!(err.contains("WORKERS"), "{err}");
+    let err = start_expecting_failure(&[("OTEL_TRACES_EXPORTER", "jaeger")]);
+    assert!(
+        err.contains("OTEL_TRACES_EXPORTER") && err.contains("otlp"),
+        "{err}"
+    );
+    let err = start_expecting_failure(&[
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "2"),
+    ]);
+    assert!(err.contains("OTEL_TRACES_SAMPLER_ARG"), "{err}");
+    let err = start_expecting_failure(&[("LOG_FORMAT", "xml")]);
+    assert!(err.contains("LOG_FORMAT"), "{err}");
 
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
@@ -336,4 +353,165 @@ fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
         .wait_exit(Duration::from_secs(20))
         .expect("exited");
     assert!(status.success(), "{status}: {}", service.process.output());
+}
+
+/// `VmRSS` of a process, in kB.
+fn resident_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn spans_are_flushed_on_sigterm_and_log_lines_carry_their_trace() {
+    let receiver = OtlpReceiver::start();
+    let endpoint = receiver.grpc_endpoint();
+    let mut service = start(&[
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_RESOURCE_ATTRIBUTES", "cloud.account.id=demo-project"),
+        // No batch is due before the end: only SIGTERM's flush sends them.
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ("LOG_FORMAT", "json"),
+        ("RUST_LOG", "info"),
+    ]);
+    let http = agent();
+    let mut hello = http
+        .get(&format!("{}/", service.app))
+        .header(
+            "x-cloud-trace-context",
+            "105445aa7843bc8bf206b12000100000/1;o=1",
+        )
+        .call()
+        .expect("hello");
+    assert_eq!(
+        hello.body_mut().read_to_string().expect("body"),
+        "Hello World!"
+    );
+    assert_eq!(
+        get(&http, &format!("{}/hello/ada", service.app))
+            .expect("ok")
+            .0,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(receiver.spans().is_empty(), "exported before the flush");
+
+    service.process.signal("TERM");
+    let status = service.process.wait_exit(Duration::from_secs(15));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        service.process.output()
+    );
+    let spans = receiver.spans();
+    let names: BTreeSet<&str> = spans.iter().map(|s| s.name()).collect();
+    // /healthz (the readiness probe of `start`) is traced too.
+    assert!(
+        names.contains("GET /") && names.contains("GET /hello/{name}"),
+        "{names:?}"
+    );
+    let root = spans
+        .iter()
+        .find(|s| s.name() == "GET /")
+        .expect("hello span");
+    assert_eq!(root.kind(), SpanKind::Server);
+    assert_eq!(root.trace_id(), "105445aa7843bc8bf206b12000100000");
+    assert_eq!(root.parent_span_id(), "0000000000000001");
+    assert_eq!(
+        root.resource.get("service.name").map(String::as_str),
+        Some("flask-app-rs")
+    );
+    assert_eq!(
+        root.resource.get("service.version").map(String::as_str),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+
+    // The handler's log line, as Cloud Logging reads it.
+    let output = service.process.output();
+    let line: serde_json::Value = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "Received hello request !")
+        .unwrap_or_else(|| panic!("no hello log line in:\n{output}"));
+    assert_eq!(line["severity"], "INFO");
+    assert_eq!(
+        line["logging.googleapis.com/trace"],
+        format!("projects/demo-project/traces/{}", root.trace_id())
+    );
+    assert_eq!(line["logging.googleapis.com/spanId"], root.span_id());
+    assert_eq!(line["logging.googleapis.com/trace_sampled"], true);
+}
+
+#[test]
+fn with_the_collector_down_every_request_succeeds_and_drops_are_counted() {
+    // A port nothing listens on: every export is refused.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let service = start(&[
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
+    let pid = service.process.pid();
+    let send = |requests: usize| {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let url = format!("{}/hello/load", service.app);
+                std::thread::spawn(move || {
+                    let http = agent();
+                    (0..requests / 4)
+                        .filter(|_| matches!(get(&http, &url), Ok((200, _))))
+                        .count()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("client thread"))
+            .sum::<usize>()
+    };
+    assert_eq!(send(4_000), 4_000);
+    let warmed_up = resident_kb(pid);
+    assert_eq!(send(16_000), 16_000, "every request answered 200");
+    let after = resident_kb(pid);
+
+    // Spans are held in a bounded queue: 16,000 more of them (about 1 kB
+    // each) would add megabytes if they were kept.
+    assert!(
+        after < warmed_up + 4_096,
+        "resident memory grew from {warmed_up} kB to {after} kB"
+    );
+    let dropped = wait_for("failed exports counted", Duration::from_secs(10), || {
+        let (_, scrape) = get(&agent(), &service.metrics).map_err(|e| e.to_string())?;
+        let dropped: f64 = scrape
+            .lines()
+            .filter(|l| l.starts_with("otel_spans_dropped_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if dropped >= 20_000.0 && scrape.contains("otel_spans_exported_total 0") {
+            Ok(dropped)
+        } else {
+            Err(scrape)
+        }
+    });
+    eprintln!(
+        "collector down: resident {warmed_up} kB after 4,000 requests, {after} kB after \
+         20,000; {dropped} spans dropped"
+    );
+    // Every span is accounted for: queued and failed, or refused by the queue
+    // (the /healthz probe adds a few).
+    assert!(dropped < 20_100.0, "{dropped}");
+    // A failure is logged at most once per 10 s, not once per batch.
+    let output = service.process.output();
+    let warnings = output.matches("span export failed").count();
+    assert!(
+        (1..=3).contains(&warnings),
+        "{warnings} warnings:\n{output}"
+    );
 }

@@ -28,7 +28,7 @@ pub struct TelemetryBuilder {
     service_version: Option<String>,
     registry: Option<Registry>,
     detector: Option<GcpDetector>,
-    processor: BoundedBatchProcessorBuilder,
+    processor: Option<BoundedBatchProcessorBuilder>,
 }
 
 impl TelemetryBuilder {
@@ -72,9 +72,10 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Queue size, batch size and delays of the span processor.
+    /// Queue size, batch size and delays of the span processor, instead of
+    /// the `OTEL_BSP_*` settings.
     pub fn processor(mut self, processor: BoundedBatchProcessorBuilder) -> Self {
-        self.processor = processor;
+        self.processor = Some(processor);
         self
     }
 
@@ -113,7 +114,13 @@ impl TelemetryBuilder {
         let mut provider = SdkTracerProvider::builder()
             .with_sampler(sampler)
             .with_resource(sdk_resource(&resource));
-        let processor = self.processor;
+        let processor = self.processor.unwrap_or_else(|| {
+            BoundedBatchProcessor::builder()
+                .max_queue_size(config.batch.max_queue_size)
+                .max_batch_size(config.batch.max_export_batch_size)
+                .scheduled_delay(config.batch.schedule_delay)
+                .export_timeout(config.batch.export_timeout)
+        });
         let processor = match self.registry {
             Some(registry) => processor.registry(registry),
             None => processor,
@@ -235,7 +242,22 @@ impl Telemetry {
             service_version: None,
             registry: None,
             detector: Some(GcpDetector::from_env()),
-            processor: BoundedBatchProcessor::builder(),
+            processor: None,
+        }
+    }
+
+    /// Tracing off: no export, no GKE detection, nothing recorded; the
+    /// middleware still continues a caller's trace, so that log lines carry
+    /// its id. For tests and for apps that add tracing later.
+    pub fn disabled() -> Self {
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sdk::Sampler::AlwaysOff)
+            .build();
+        Self {
+            tracer: provider.tracer(SCOPE),
+            provider,
+            resource: Resource::default(),
+            exporter: TracesExporter::None,
         }
     }
 

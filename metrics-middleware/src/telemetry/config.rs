@@ -112,6 +112,33 @@ pub struct TelemetryConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`
     /// (milliseconds); 10 s if unset.
     pub otlp_timeout: Duration,
+    /// The span processor's `OTEL_BSP_*` settings.
+    pub batch: BatchConfig,
+}
+
+/// The batch span processor's settings (`OTEL_BSP_*`), with the
+/// specification's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: spans waiting at most; 2048.
+    pub max_queue_size: usize,
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`: spans per export at most; 512.
+    pub max_export_batch_size: usize,
+    /// `OTEL_BSP_SCHEDULE_DELAY` (ms): the longest a span waits; 5 s.
+    pub schedule_delay: Duration,
+    /// `OTEL_BSP_EXPORT_TIMEOUT` (ms): the longest one export takes; 30 s.
+    pub export_timeout: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            schedule_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 impl TelemetryConfig {
@@ -175,19 +202,36 @@ impl TelemetryConfig {
             Some((_, v)) if v == "http/protobuf" => OtlpProtocol::HttpProtobuf,
             Some((name, v)) => return Err(ConfigError::new(name, &v, "grpc or http/protobuf")),
         };
+        let positive = |name: &'static str, value: String| {
+            let expected = if name.ends_with("_SIZE") {
+                "a whole number above 0"
+            } else {
+                "a whole number of milliseconds above 0"
+            };
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError::new(name, &value, expected))
+        };
         let otlp_timeout = match first([
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
         ]) {
             None => Duration::from_secs(10),
-            Some((name, v)) => v
-                .parse::<u64>()
-                .ok()
-                .filter(|ms| *ms > 0)
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    ConfigError::new(name, &v, "a whole number of milliseconds above 0")
-                })?,
+            Some((name, v)) => Duration::from_millis(positive(name, v)?),
+        };
+        let defaults = BatchConfig::default();
+        let setting = |name: &'static str| get(name).map(|v| positive(name, v)).transpose();
+        let batch = BatchConfig {
+            max_queue_size: setting("OTEL_BSP_MAX_QUEUE_SIZE")?
+                .map_or(defaults.max_queue_size, |n| n as usize),
+            max_export_batch_size: setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")?
+                .map_or(defaults.max_export_batch_size, |n| n as usize),
+            schedule_delay: setting("OTEL_BSP_SCHEDULE_DELAY")?
+                .map_or(defaults.schedule_delay, Duration::from_millis),
+            export_timeout: setting("OTEL_BSP_EXPORT_TIMEOUT")?
+                .map_or(defaults.export_timeout, Duration::from_millis),
         };
         let otlp_traces_endpoint = match first([
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -224,6 +268,7 @@ impl TelemetryConfig {
             otlp_traces_endpoint,
             otlp_protocol,
             otlp_timeout,
+            batch,
         })
     }
 }
@@ -322,6 +367,7 @@ mod tests {
         assert_eq!(c.sampler, Sampler::ParentBased(ParentBasedRoot::AlwaysOn));
         assert_eq!(c.otlp_protocol, OtlpProtocol::HttpProtobuf);
         assert_eq!(c.otlp_timeout, Duration::from_secs(10));
+        assert_eq!(c.batch, BatchConfig::default());
         assert!(!c.sdk_disabled && c.service_name.is_none());
         assert_eq!(c.otlp_traces_endpoint, "http://localhost:4318/v1/traces");
         // Empty counts as unset.
@@ -367,6 +413,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
             (
                 "OTEL_RESOURCE_ATTRIBUTES",
                 "deployment.environment=staging, team=a%20b%2Cc",
@@ -387,6 +435,9 @@ mod tests {
             "the traces-specific variable wins"
         );
         assert_eq!(c.otlp_timeout, Duration::from_millis(2500));
+        assert_eq!(c.batch.schedule_delay, Duration::from_millis(200));
+        assert_eq!(c.batch.max_queue_size, 100);
+        assert_eq!(c.batch.max_export_batch_size, 512);
         assert_eq!(
             c.resource_attributes,
             [
@@ -426,6 +477,16 @@ mod tests {
                 &[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")][..],
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "http://",
+            ),
+            (
+                &[("OTEL_BSP_MAX_QUEUE_SIZE", "-1")][..],
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+                "a whole number above 0",
+            ),
+            (
+                &[("OTEL_BSP_SCHEDULE_DELAY", "5s")][..],
+                "OTEL_BSP_SCHEDULE_DELAY",
+                "milliseconds",
             ),
             (
                 &[("OTEL_EXPORTER_OTLP_TIMEOUT", "10s")][..],

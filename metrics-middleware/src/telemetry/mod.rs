@@ -24,7 +24,8 @@ pub mod resource;
 
 pub use builder::{Telemetry, TelemetryBuilder};
 pub use config::{
-    ConfigError, OtlpProtocol, ParentBasedRoot, Sampler, TelemetryConfig, TracesExporter,
+    BatchConfig, ConfigError, OtlpProtocol, ParentBasedRoot, Sampler, TelemetryConfig,
+    TracesExporter,
 };
 pub use error::TelemetryError;
 pub use middleware::{RequestTracing, TraceContext};
