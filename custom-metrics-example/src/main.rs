@@ -3,15 +3,23 @@
 //! A process with no web application that exposes one custom counter,
 //! `custom_metric_example_total{app="custom-metrics-example",environment="staging"}`,
 //! incremented every interval (5 s by default), next to the process metrics,
-//! on the crate's metrics server.
+//! on the crate's metrics server. Each increment is a span of its own (a
+//! background job traced as `OTEL_*` says), and its log line carries it.
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use actix_web::rt::signal::unix::{signal, SignalKind};
 use clap::Parser;
+use metrics_middleware::cli::TelemetryArgs;
+use metrics_middleware::logging::{Logging, LoggingError};
 use metrics_middleware::prometheus::{IntCounter, Opts, Registry};
+use metrics_middleware::telemetry::{Telemetry, TelemetryError};
 use metrics_middleware::{process, BuildError, MetricsServer, MetricsServerError};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
+
+/// The longest SIGTERM waits for queued spans to be sent.
+const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A custom Prometheus counter that rises by one every interval.
 #[derive(Debug, Parser)]
@@ -28,6 +36,10 @@ struct Settings {
     /// Time between two increments of the counter, such as `5s` or `500ms`.
     #[arg(long, env = "INCREMENT_INTERVAL", default_value = "5s", value_parser = parse_interval)]
     increment_interval: Duration,
+
+    /// Tracing and logging (`OTEL_*`, `LOG_FORMAT`).
+    #[command(flatten)]
+    telemetry: TelemetryArgs,
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -43,6 +55,10 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 enum StartError {
     #[error(transparent)]
     Metrics(#[from] BuildError),
+    #[error(transparent)]
+    Telemetry(#[from] TelemetryError),
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
     #[error("{0} (set by --metrics-port or METRICS_PORT)")]
     MetricsServer(#[from] MetricsServerError),
     #[error("cannot listen for signals: {0}")]
@@ -51,8 +67,22 @@ enum StartError {
 
 fn main() -> ExitCode {
     let settings: Settings = metrics_middleware::cli::parse_or_exit();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    metrics_middleware::cli::exit_code(actix_web::rt::System::new().block_on(run(settings)))
+    let telemetry_config = settings.telemetry.config_or_exit();
+    let result = (|| {
+        let registry = Registry::new();
+        let telemetry = Telemetry::builder()
+            .config(telemetry_config)
+            .default_service_name(env!("CARGO_PKG_NAME"))
+            .service_version(env!("CARGO_PKG_VERSION"))
+            .registry(registry.clone())
+            .build()?;
+        Logging::builder()
+            .format(settings.telemetry.log_format)
+            .gcp_project_id(telemetry.gcp_project_id())
+            .init()?;
+        actix_web::rt::System::new().block_on(run(settings, registry, telemetry))
+    })();
+    metrics_middleware::cli::exit_code(result)
 }
 
 /// Registers the counter of the original, with its constant labels.
@@ -74,8 +104,11 @@ fn custom_counter(registry: &Registry) -> Result<IntCounter, BuildError> {
     Ok(counter)
 }
 
-async fn run(settings: Settings) -> Result<(), StartError> {
-    let registry = Registry::new();
+async fn run(
+    settings: Settings,
+    registry: Registry,
+    telemetry: Telemetry,
+) -> Result<(), StartError> {
     process::register(&registry, &metrics_middleware::build_info!())?;
     let counter = custom_counter(&registry)?;
 
@@ -94,6 +127,12 @@ async fn run(settings: Settings) -> Result<(), StartError> {
     loop {
         tokio::select! {
             _ = ticks.tick() => {
+                let tracer = telemetry.tracer();
+                let span = tracer
+                    .span_builder("increment custom_metric_example_total")
+                    .with_kind(SpanKind::Internal)
+                    .start(tracer);
+                let _current = opentelemetry::Context::current_with_span(span).attach();
                 counter.inc();
                 log::info!("Custom metric incremented.");
             }
@@ -102,6 +141,9 @@ async fn run(settings: Settings) -> Result<(), StartError> {
         }
     }
     log::info!("stopping");
+    if let Err(err) = telemetry.shutdown(SPAN_FLUSH_TIMEOUT) {
+        log::warn!("spans not sent before exit: {err}");
+    }
     server_handle.stop(true).await;
     Ok(())
 }

@@ -2,6 +2,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use test_support::otlp::OtlpReceiver;
 use test_support::{agent, free_port, get, promtool_check_metrics, Process, Prometheus};
 
 fn start(interval: &str) -> (Process, u16) {
@@ -9,12 +10,17 @@ fn start(interval: &str) -> (Process, u16) {
 }
 
 fn start_on(port: u16, interval: &str) -> (Process, u16) {
+    start_with(port, interval, &[("OTEL_TRACES_EXPORTER", "none")])
+}
+
+fn start_with(port: u16, interval: &str, envs: &[(&str, &str)]) -> (Process, u16) {
     let mut process = Process::spawn(
         "custom-metrics-example",
         Command::new(env!("CARGO_BIN_EXE_custom-metrics-example"))
             .env("METRICS_PORT", port.to_string())
             .env("BIND_ADDRESS", "127.0.0.1")
-            .env("INCREMENT_INTERVAL", interval),
+            .env("INCREMENT_INTERVAL", interval)
+            .envs(envs.iter().copied()),
     );
     process.wait_ready(
         &format!("http://127.0.0.1:{port}/metrics"),
@@ -120,6 +126,58 @@ fn sigterm_exits_zero_and_bad_settings_exit_with_one_line() {
         assert!(
             stderr.contains(env) && !stderr.contains("panicked"),
             "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn each_increment_is_a_span_and_its_log_line_carries_the_trace() {
+    let receiver = OtlpReceiver::start();
+    let endpoint = receiver.http_endpoint();
+    let (mut process, _) = start_with(
+        free_port(),
+        "100ms",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("LOG_FORMAT", "json"),
+        ],
+    );
+    let name = "increment custom_metric_example_total";
+    receiver.wait_for_spans("3 increments", Duration::from_secs(20), |spans| {
+        spans.iter().filter(|s| s.name() == name).count() >= 3
+    });
+    process.signal("TERM");
+    let status = process.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        process.output()
+    );
+
+    let spans = receiver.spans();
+    let output = process.output();
+    let logged: Vec<serde_json::Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "Custom metric incremented.")
+        .collect();
+    assert!(logged.len() >= 3, "{output}");
+    // Every logged increment was exported (the last ones by SIGTERM's flush).
+    for line in &logged {
+        let trace = line["logging.googleapis.com/trace"]
+            .as_str()
+            .expect("trace");
+        let span = spans
+            .iter()
+            .find(|s| s.trace_id() == trace)
+            .unwrap_or_else(|| panic!("no span for {line}"));
+        assert_eq!(span.name(), name);
+        assert_eq!(line["logging.googleapis.com/spanId"], span.span_id());
+        assert_eq!(
+            span.resource.get("service.name").map(String::as_str),
+            Some("custom-metrics-example")
         );
     }
 }
