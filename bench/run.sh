@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Requests/s and server CPU time per request of the hello app: bare, with our
-# metrics middleware, and with actix-web-prom; one worker pinned to core 0,
-# wrk pinned to core 1, variants interleaved over several rounds in one run.
+# metrics middleware, with actix-web-prom, and (VARIANTS="bare traced
+# standard") with a span per request exported over OTLP plus a JSON log line,
+# ours against the standard tracing-actix-web + tracing-opentelemetry stack.
+# One worker pinned to core 0; wrk (and, for the traced variants, the OTLP
+# sink that receives the spans) on core 1; variants interleaved over several
+# rounds in one run.
 #
 #   bench/run.sh [ROUNDS=3] [SECONDS=10]
+#   VARIANTS="bare traced standard" bench/run.sh 5 10
 #
 # Prints the median of each variant and its ratio to the bare app. Not a
 # test: the figures depend on the machine; the ratios are what to compare.
@@ -19,14 +24,20 @@ cargo build --release -q -p bench
 server=target/release/hello-server
 port=18080
 results=$(mktemp)
+logs=$(mktemp -d)
 clk_tck=$(getconf CLK_TCK)
+sink_grpc=$((port + 2)); sink_http=$((port + 3))
+taskset -c 1 target/release/otlp-sink "$sink_grpc" "$sink_http" >"$logs/sink.out" &
+sink=$!
+trap 'kill $sink 2>/dev/null || true; rm -rf "$logs" "$results"' EXIT
 
 # utime and stime of a process, in clock ticks.
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
 for round in $(seq "$rounds"); do
     for variant in "${variants[@]}"; do
-        taskset -c 0 "$server" --variant "$variant" --port "$port" --metrics-port $((port + 1)) &
+        taskset -c 0 "$server" --variant "$variant" --port "$port" --metrics-port $((port + 1)) \
+            --otlp-port "$sink_http" 2>"$logs/$variant.log" &
         pid=$!
         for _ in $(seq 100); do
             curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break
@@ -43,6 +54,7 @@ for round in $(seq "$rounds"); do
         user_us=$(per_req $((user1 - user0)))
         sys_us=$(per_req $((sys1 - sys0)))
         echo "$round $variant $rps $user_us $sys_us" | tee -a "$results" >&2
+        echo "    $(wc -l <"$logs/$variant.log") log lines; sink: $(tail -n1 "$logs/sink.out")" >&2
     done
 done
 
@@ -72,4 +84,3 @@ END {
     }
     print "* median of per-round ratios to " base "; cpu ratio = bare cpu time per request / this one"
 }' "$results"
-rm -f "$results"

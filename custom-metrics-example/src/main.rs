@@ -76,9 +76,11 @@ fn main() -> ExitCode {
             .service_version(env!("CARGO_PKG_VERSION"))
             .registry(registry.clone())
             .build()?;
-        Logging::builder()
+        // Held to the end: dropping it writes the last log lines.
+        let _flush_logs = Logging::builder()
             .format(settings.telemetry.log_format)
             .gcp_project_id(telemetry.gcp_project_id())
+            .registry(registry.clone())
             .init()?;
         actix_web::rt::System::new().block_on(run(settings, registry, telemetry))
     })();

@@ -3,6 +3,7 @@
 //! HTTP/protobuf posts to `/v1/traces`; no hand-written decoding.
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -82,25 +83,49 @@ impl ReceivedSpan {
     }
 }
 
+/// What the receiver keeps: every span (tests), or only their number
+/// (benchmarks, where millions arrive).
+#[derive(Clone)]
+struct Received {
+    keep_spans: bool,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    count: Arc<AtomicU64>,
+}
+
 /// A running receiver; it stops when dropped.
 pub struct OtlpReceiver {
     grpc: SocketAddr,
     http: SocketAddr,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    received: Received,
     http_server: actix_web::dev::ServerHandle,
     grpc_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl OtlpReceiver {
-    /// Starts both transports on free loopback ports.
+    /// Starts both transports on free loopback ports, keeping every span.
     pub fn start() -> Self {
-        let spans = Arc::new(Mutex::new(Vec::new()));
+        Self::start_on(0, 0, true)
+    }
 
-        let grpc_listener = TcpListener::bind("127.0.0.1:0").expect("bind the gRPC port");
+    /// Starts both transports on the given loopback ports (0 for any),
+    /// keeping only the number of spans received.
+    pub fn start_counting(grpc_port: u16, http_port: u16) -> Self {
+        Self::start_on(grpc_port, http_port, false)
+    }
+
+    fn start_on(grpc_port: u16, http_port: u16, keep_spans: bool) -> Self {
+        let received = Received {
+            keep_spans,
+            spans: Arc::new(Mutex::new(Vec::new())),
+            count: Arc::new(AtomicU64::new(0)),
+        };
+
+        let grpc_listener =
+            TcpListener::bind(("127.0.0.1", grpc_port)).expect("bind the gRPC port");
         let grpc = grpc_listener.local_addr().expect("gRPC address");
         grpc_listener.set_nonblocking(true).expect("non-blocking");
         let (grpc_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let collector = Collector(Arc::clone(&spans));
+        let collector = Collector(received.clone());
         std::thread::Builder::new()
             .name("otlp-grpc".into())
             .spawn(move || {
@@ -126,22 +151,23 @@ impl OtlpReceiver {
             })
             .expect("start the gRPC receiver");
 
-        let http_listener = TcpListener::bind("127.0.0.1:0").expect("bind the HTTP port");
+        let http_listener =
+            TcpListener::bind(("127.0.0.1", http_port)).expect("bind the HTTP port");
         let http = http_listener.local_addr().expect("HTTP address");
-        let received = Arc::clone(&spans);
+        let for_http = received.clone();
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("otlp-http".into())
             .spawn(move || {
                 actix_web::rt::System::new().block_on(async move {
                     let server = HttpServer::new(move || {
-                        let received = Arc::clone(&received);
+                        let received = for_http.clone();
                         App::new()
                             .app_data(web::PayloadConfig::new(64 << 20))
                             .route(
                                 "/v1/traces",
                                 web::post().to(move |body: web::Bytes| {
-                                    let received = Arc::clone(&received);
+                                    let received = received.clone();
                                     async move {
                                         match ExportTraceServiceRequest::decode(body) {
                                             Ok(request) => {
@@ -177,7 +203,7 @@ impl OtlpReceiver {
         Self {
             grpc,
             http,
-            spans,
+            received,
             http_server,
             grpc_stop: Some(grpc_stop),
         }
@@ -195,9 +221,18 @@ impl OtlpReceiver {
         format!("http://{}", self.http)
     }
 
-    /// Every span received so far.
+    /// Every span received so far (none when counting only).
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.spans.lock().map(|s| s.clone()).unwrap_or_default()
+        self.received
+            .spans
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many spans were received so far.
+    pub fn count(&self) -> u64 {
+        self.received.count.load(Ordering::Relaxed)
     }
 
     /// Waits until `predicate` holds for the spans received, or panics after
@@ -233,7 +268,7 @@ impl Drop for OtlpReceiver {
     }
 }
 
-struct Collector(Arc<Mutex<Vec<ReceivedSpan>>>);
+struct Collector(Received);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -246,11 +281,17 @@ impl TraceService for Collector {
     }
 }
 
-fn collect(
-    into: &Mutex<Vec<ReceivedSpan>>,
-    transport: &'static str,
-    request: ExportTraceServiceRequest,
-) {
+fn collect(into: &Received, transport: &'static str, request: ExportTraceServiceRequest) {
+    if !into.keep_spans {
+        let spans: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        into.count.fetch_add(spans as u64, Ordering::Relaxed);
+        return;
+    }
     let mut received = Vec::new();
     for resource_spans in request.resource_spans {
         let resource = resource_spans
@@ -269,7 +310,9 @@ fn collect(
             }
         }
     }
-    if let Ok(mut spans) = into.lock() {
+    into.count
+        .fetch_add(received.len() as u64, Ordering::Relaxed);
+    if let Ok(mut spans) = into.spans.lock() {
         spans.extend(received);
     }
 }

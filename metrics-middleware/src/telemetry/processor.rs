@@ -4,9 +4,12 @@
 //! bare `block_on`, where a tonic (gRPC) exporter finds no Tokio reactor,
 //! and it counts the spans it drops only in its own logs. Here:
 //!
-//! - ending a span never blocks: it is offered to a bounded queue, and when
+//! - ending a span never blocks: it is pushed on a bounded queue, and when
 //!   the queue is full it is dropped and counted in
-//!   `otel_spans_dropped_total{reason="queue_full"}`;
+//!   `otel_spans_dropped_total{reason="queue_full"}`. The queue is a vector
+//!   behind a mutex that the export thread swaps out whole, and the thread is
+//!   woken only when a batch is full (or by its timer), not once per span: a
+//!   channel's wake-up per span cost a futex system call per request;
 //! - one thread exports, in batches by size or by delay, on a Tokio runtime
 //!   of its own, each export bounded by a timeout; spans of a failed or timed
 //!   out export are counted as `reason="export_failed"`, and failures are
@@ -14,8 +17,8 @@
 //!   neither the service's speed nor its memory nor its log volume;
 //! - flush and shutdown are bounded in time.
 use std::fmt;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,7 +141,16 @@ impl BoundedBatchProcessorBuilder {
             .register(Box::new(dropped.clone()))
             .map_err(|e| invalid("otel_spans_dropped_total", e))?;
 
-        let (spans_tx, spans_rx) = mpsc::sync_channel(self.max_queue_size);
+        let queue = Arc::new(SpanQueue {
+            state: Mutex::new(QueueState {
+                spans: Vec::with_capacity(self.max_batch_size),
+                closed: false,
+            }),
+            batch_ready: Condvar::new(),
+            max_queue_size: self.max_queue_size,
+            max_batch_size: self.max_batch_size,
+        });
+        let worker_queue = Arc::clone(&queue);
         let (control_tx, control_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let queue_full = dropped.with_label_values(&["queue_full"]);
@@ -174,7 +186,7 @@ impl BoundedBatchProcessorBuilder {
                 let _ = ready_tx.send(Ok(()));
                 ExportWorker {
                     exporter,
-                    spans: spans_rx,
+                    queue: worker_queue,
                     control: control_rx,
                     max_batch_size,
                     scheduled_delay,
@@ -203,7 +215,7 @@ impl BoundedBatchProcessorBuilder {
             }
         }
         Ok(BoundedBatchProcessor {
-            spans: spans_tx,
+            queue,
             control: Mutex::new(control_tx),
             queue_full,
             thread: Mutex::new(Some(thread)),
@@ -213,7 +225,7 @@ impl BoundedBatchProcessorBuilder {
 
 /// A span processor that never blocks the request path; see the module docs.
 pub struct BoundedBatchProcessor {
-    spans: SyncSender<SpanData>,
+    queue: Arc<SpanQueue>,
     control: Mutex<mpsc::Sender<Control>>,
     queue_full: IntCounter,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -260,9 +272,8 @@ impl SpanProcessor for BoundedBatchProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        match self.spans.try_send(span) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.queue_full.inc(),
+        if !self.queue.push(span) {
+            self.queue_full.inc();
         }
     }
 
@@ -287,6 +298,66 @@ impl SpanProcessor for BoundedBatchProcessor {
     }
 }
 
+/// The spans waiting for export.
+struct SpanQueue {
+    state: Mutex<QueueState>,
+    /// Signalled when the queue reaches a full batch.
+    batch_ready: Condvar,
+    max_queue_size: usize,
+    max_batch_size: usize,
+}
+
+struct QueueState {
+    spans: Vec<SpanData>,
+    closed: bool,
+}
+
+impl SpanQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // A panic while holding the lock leaves a vector of spans, which is
+        // still a vector of spans.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `span`; false if the queue is full or closed.
+    fn push(&self, span: SpanData) -> bool {
+        let mut state = self.lock();
+        if state.closed || state.spans.len() >= self.max_queue_size {
+            return false;
+        }
+        state.spans.push(span);
+        let batch_full = state.spans.len() == self.max_batch_size;
+        drop(state);
+        if batch_full {
+            self.batch_ready.notify_one();
+        }
+        true
+    }
+
+    /// Waits up to `timeout` for a full batch; the number of spans queued.
+    fn wait_for_batch(&self, timeout: Duration) -> usize {
+        let mut state = self.lock();
+        if state.spans.len() < self.max_batch_size && !state.closed {
+            state = self
+                .batch_ready
+                .wait_timeout(state, timeout)
+                .map(|(state, _)| state)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        state.spans.len()
+    }
+
+    /// Every queued span, leaving an empty queue with room for a batch.
+    fn take_all(&self) -> Vec<SpanData> {
+        let capacity = self.max_batch_size.min(self.max_queue_size);
+        std::mem::replace(&mut self.lock().spans, Vec::with_capacity(capacity))
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+    }
+}
+
 enum Control {
     Flush(mpsc::Sender<OTelSdkResult>),
     Shutdown(mpsc::Sender<OTelSdkResult>, Duration),
@@ -295,7 +366,7 @@ enum Control {
 
 struct ExportWorker<E> {
     exporter: E,
-    spans: Receiver<SpanData>,
+    queue: Arc<SpanQueue>,
     control: Receiver<Control>,
     max_batch_size: usize,
     scheduled_delay: Duration,
@@ -308,20 +379,27 @@ struct ExportWorker<E> {
 
 impl<E: SpanExporter> ExportWorker<E> {
     fn run(mut self, runtime: &tokio::runtime::Runtime) {
-        let mut batch = Vec::with_capacity(self.max_batch_size);
         let mut deadline = Instant::now() + self.scheduled_delay;
         loop {
-            while let Ok(control) = self.control.try_recv() {
-                match control {
-                    Control::SetResource(resource) => self.exporter.set_resource(&resource),
-                    Control::Flush(reply) => {
-                        let result = self.drain(runtime, &mut batch);
+            loop {
+                match self.control.try_recv() {
+                    Ok(Control::SetResource(resource)) => self.exporter.set_resource(&resource),
+                    Ok(Control::Flush(reply)) => {
+                        let result = self.drain(runtime);
                         let _ = reply.send(result);
                     }
-                    Control::Shutdown(reply, timeout) => {
-                        let result = self.drain(runtime, &mut batch);
+                    Ok(Control::Shutdown(reply, timeout)) => {
+                        self.queue.close();
+                        let result = self.drain(runtime);
                         let _ = self.exporter.shutdown_with_timeout(timeout);
                         let _ = reply.send(result);
+                        return;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    // The processor was dropped without a shutdown.
+                    Err(TryRecvError::Disconnected) => {
+                        self.queue.close();
+                        let _ = self.drain(runtime);
                         return;
                     }
                 }
@@ -329,46 +407,22 @@ impl<E: SpanExporter> ExportWorker<E> {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(CONTROL_POLL);
-            match self.spans.recv_timeout(wait) {
-                Ok(span) => {
-                    batch.push(span);
-                    if batch.len() >= self.max_batch_size {
-                        self.export(runtime, &mut batch);
-                        deadline = Instant::now() + self.scheduled_delay;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if Instant::now() >= deadline {
-                        self.export(runtime, &mut batch);
-                        deadline = Instant::now() + self.scheduled_delay;
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.export(runtime, &mut batch);
-                    return;
-                }
+            let queued = self.queue.wait_for_batch(wait);
+            if queued >= self.max_batch_size || Instant::now() >= deadline {
+                let _ = self.drain(runtime);
+                deadline = Instant::now() + self.scheduled_delay;
             }
         }
     }
 
     /// Exports what is queued now, batch by batch.
-    fn drain(
-        &mut self,
-        runtime: &tokio::runtime::Runtime,
-        batch: &mut Vec<SpanData>,
-    ) -> OTelSdkResult {
+    fn drain(&mut self, runtime: &tokio::runtime::Runtime) -> OTelSdkResult {
+        let mut spans = self.queue.take_all();
         let mut ok = true;
-        loop {
-            while batch.len() < self.max_batch_size {
-                match self.spans.try_recv() {
-                    Ok(span) => batch.push(span),
-                    Err(_) => break,
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            ok &= self.export(runtime, batch);
+        while !spans.is_empty() {
+            let rest = spans.split_off(spans.len().min(self.max_batch_size));
+            ok &= self.export(runtime, spans);
+            spans = rest;
         }
         if ok {
             Ok(())
@@ -379,12 +433,8 @@ impl<E: SpanExporter> ExportWorker<E> {
         }
     }
 
-    /// Exports `batch` (emptying it); false if its spans were lost.
-    fn export(&mut self, runtime: &tokio::runtime::Runtime, batch: &mut Vec<SpanData>) -> bool {
-        if batch.is_empty() {
-            return true;
-        }
-        let spans = std::mem::take(batch);
+    /// Exports `spans`; false if they were lost.
+    fn export(&mut self, runtime: &tokio::runtime::Runtime, spans: Vec<SpanData>) -> bool {
         let count = spans.len() as u64;
         // The export and its timer are made inside the runtime: both may
         // need its context.
