@@ -221,3 +221,53 @@ async fn unsampled_requests_export_nothing_and_still_serve() {
     provider.force_flush().expect("flushed");
     assert!(collect.0.lock().expect("lock").is_empty());
 }
+
+#[actix_web::test]
+async fn behind_a_load_balancer_the_forwarded_headers_name_client_and_server() {
+    let (provider, collect) = provider(Sampler::AlwaysOn);
+    let app = init_service(
+        App::new()
+            .wrap(RequestTracing::new(provider.tracer("test")))
+            .configure(app_routes),
+    )
+    .await;
+    for _ in 0..2 {
+        // Twice: the second answer comes from the worker's remembered values.
+        call_and_read_body(
+            &app,
+            TestRequest::get()
+                .uri("/users/7")
+                .insert_header(("x-forwarded-for", "203.0.113.9, 10.0.0.1"))
+                .insert_header(("x-forwarded-proto", "https"))
+                .insert_header(("x-forwarded-host", "shop.example:8443"))
+                .insert_header(("host", "10.0.0.5:8080"))
+                .to_request(),
+        )
+        .await;
+    }
+    call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/users/8")
+            .insert_header(("host", "[2001:db8::5]:8080"))
+            .peer_addr("[2001:db8::9]:50000".parse().expect("address"))
+            .to_request(),
+    )
+    .await;
+    provider.force_flush().expect("flushed");
+    let spans = collect.0.lock().expect("lock").clone();
+    assert_eq!(spans.len(), 3);
+    for span in &spans[..2] {
+        let text = |key| attribute(span, key).map(|v| v.as_str().into_owned());
+        assert_eq!(text("client.address").as_deref(), Some("203.0.113.9"));
+        assert_eq!(text("url.scheme").as_deref(), Some("https"));
+        assert_eq!(text("server.address").as_deref(), Some("shop.example"));
+        assert_eq!(attribute(span, "server.port"), Some(&Value::I64(8443)));
+    }
+    let direct = &spans[2];
+    let text = |key| attribute(direct, key).map(|v| v.as_str().into_owned());
+    assert_eq!(text("client.address").as_deref(), Some("2001:db8::9"));
+    assert_eq!(text("url.scheme").as_deref(), Some("http"));
+    assert_eq!(text("server.address").as_deref(), Some("2001:db8::5"));
+    assert_eq!(attribute(direct, "server.port"), Some(&Value::I64(8080)));
+}

@@ -144,8 +144,11 @@ fn a_stuck_backend_never_blocks_and_every_span_is_accounted_for() {
 #[test]
 fn failed_and_timed_out_exports_are_counted_and_shutdown_returns() {
     let registry = Registry::new();
+    // No batch fills and no timer is due before the flush, so the flush
+    // exports (and fails) them all.
     let processor = BoundedBatchProcessor::builder()
-        .max_batch_size(5)
+        .max_batch_size(50)
+        .scheduled_delay(Duration::from_secs(600))
         .registry(registry.clone())
         .build(TestExporter::new(Backend::Fail))
         .expect("built");

@@ -1,7 +1,7 @@
 //! The event formatter: Cloud Logging's JSON fields, or readable text, with
 //! the trace of the OpenTelemetry context current when the event happens.
 use std::fmt::{self, Write as _};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::TraceContextExt;
 use tracing::field::{Field, Visit};
@@ -34,47 +34,54 @@ where
         // `log` records arrive with their own target and level in fields.
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        let mut fields = Fields::default();
-        event.record(&mut fields);
         let cx = opentelemetry::Context::current();
         let span = cx.span();
         let span_context = span.span_context();
         let trace = span_context.is_valid().then_some(span_context);
-        let time = humantime::format_rfc3339_micros(SystemTime::now());
         match self.format {
             LogFormat::Json => {
+                // Written straight into the line, escaped on the way: no
+                // intermediate strings.
                 writer.write_str("{\"severity\":\"")?;
                 writer.write_str(severity(*metadata.level()))?;
-                write!(writer, "\",\"time\":\"{time}\",\"message\":")?;
-                json_string(&mut writer, &fields.message)?;
-                writer.write_str(",\"target\":")?;
-                json_string(&mut writer, metadata.target())?;
+                writer.write_str("\",\"time\":\"")?;
+                write_time(&mut writer)?;
+                writer.write_str("\",\"message\":\"")?;
+                event.record(&mut JsonFields {
+                    out: JsonEscape(&mut writer),
+                    message: true,
+                    result: Ok(()),
+                });
+                writer.write_str("\",\"target\":\"")?;
+                JsonEscape(&mut writer).write_str(metadata.target())?;
+                writer.write_char('"')?;
                 if let Some(trace) = trace {
                     writer.write_str(",\"logging.googleapis.com/trace\":\"")?;
                     if let Some(prefix) = &self.trace_prefix {
                         writer.write_str(prefix)?;
                     }
-                    write!(
-                        writer,
-                        "{}\",\"logging.googleapis.com/spanId\":\"{}\",\
-                         \"logging.googleapis.com/trace_sampled\":{}",
-                        trace.trace_id(),
-                        trace.span_id(),
-                        trace.is_sampled()
-                    )?;
+                    write_hex(&mut writer, &trace.trace_id().to_bytes())?;
+                    writer.write_str("\",\"logging.googleapis.com/spanId\":\"")?;
+                    write_hex(&mut writer, &trace.span_id().to_bytes())?;
+                    writer.write_str("\",\"logging.googleapis.com/trace_sampled\":")?;
+                    writer.write_str(if trace.is_sampled() { "true" } else { "false" })?;
                 }
-                for (name, value) in &fields.others {
-                    writer.write_char(',')?;
-                    json_string(&mut writer, name)?;
-                    writer.write_char(':')?;
-                    json_string(&mut writer, value)?;
-                }
+                let mut others = JsonFields {
+                    out: JsonEscape(&mut writer),
+                    message: false,
+                    result: Ok(()),
+                };
+                event.record(&mut others);
+                others.result?;
                 writer.write_str("}\n")
             }
             LogFormat::Text => {
+                let mut fields = TextFields::default();
+                event.record(&mut fields);
+                write_time(&mut writer)?;
                 write!(
                     writer,
-                    "{time} {:>5} {}: {}",
+                    " {:>5} {}: {}",
                     metadata.level(),
                     metadata.target(),
                     fields.message
@@ -83,11 +90,120 @@ where
                     write!(writer, " {name}={value}")?;
                 }
                 if let Some(trace) = trace {
-                    write!(writer, " trace_id={}", trace.trace_id())?;
+                    writer.write_str(" trace_id=")?;
+                    write_hex(&mut writer, &trace.trace_id().to_bytes())?;
                 }
                 writer.write_char('\n')
             }
         }
+    }
+}
+
+thread_local! {
+    /// The current second as `YYYY-MM-DDTHH:MM:SS`, formatted once a second.
+    static SECOND: std::cell::RefCell<(u64, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+/// RFC 3339 UTC with microseconds: `2026-11-26T10:49:28.780871Z`.
+fn write_time(writer: &mut Writer<'_>) -> fmt::Result {
+    let now = SystemTime::now();
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let second = since_epoch.as_secs();
+    SECOND.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != second {
+            let text = humantime::format_rfc3339_seconds(now).to_string();
+            cache.1 = text.trim_end_matches('Z').to_owned();
+            cache.0 = second;
+        }
+        writer.write_str(&cache.1)
+    })?;
+    let mut micros = since_epoch.subsec_micros();
+    let mut digits = *b".000000Z";
+    for slot in digits[1..7].iter_mut().rev() {
+        *slot = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    writer.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
+}
+
+/// Lower-case hex, as trace and span ids are written.
+fn write_hex(writer: &mut Writer<'_>, bytes: &[u8]) -> fmt::Result {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0_u8; 32];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    let text = &text[..bytes.len().min(16) * 2];
+    writer.write_str(std::str::from_utf8(text).map_err(|_| fmt::Error)?)
+}
+
+/// Writes the event's fields into a JSON line: the message alone (inside
+/// its quotes), or every other field as `,"name":"value"`. `log`'s own
+/// bookkeeping fields (`log.target`, ...) are left out.
+struct JsonFields<'w, 'a> {
+    out: JsonEscape<'w, 'a>,
+    message: bool,
+    result: fmt::Result,
+}
+
+impl JsonFields<'_, '_> {
+    fn field(&mut self, field: &Field, value: impl FnOnce(&mut JsonEscape<'_, '_>) -> fmt::Result) {
+        let is_message = field.name() == "message";
+        if self.result.is_err() || is_message != self.message || field.name().starts_with("log.") {
+            return;
+        }
+        self.result = if self.message {
+            value(&mut self.out)
+        } else {
+            (|| {
+                self.out.0.write_str(",\"")?;
+                self.out.write_str(field.name())?;
+                self.out.0.write_str("\":\"")?;
+                value(&mut self.out)?;
+                self.out.0.write_char('"')
+            })()
+        };
+    }
+}
+
+impl Visit for JsonFields<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, |out| out.write_str(value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, |out| write!(out, "{value:?}"));
+    }
+}
+
+/// Escapes what is written through it as the inside of a JSON string.
+struct JsonEscape<'w, 'a>(&'w mut Writer<'a>);
+
+impl fmt::Write for JsonEscape<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut start = 0;
+        for (i, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            self.0.write_str(&text[start..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{byte:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            start = i + 1;
+        }
+        self.0.write_str(&text[start..])
     }
 }
 
@@ -101,41 +217,15 @@ fn severity(level: Level) -> &'static str {
     }
 }
 
-/// Writes `text` as a JSON string, escaped.
-fn json_string(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
-    writer.write_char('"')?;
-    let mut start = 0;
-    for (i, byte) in text.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        writer.write_str(&text[start..i])?;
-        if escape.is_empty() {
-            write!(writer, "\\u{byte:04x}")?;
-        } else {
-            writer.write_str(escape)?;
-        }
-        start = i + 1;
-    }
-    writer.write_str(&text[start..])?;
-    writer.write_char('"')
-}
-
 /// An event's message and other fields, as text; `log`'s own bookkeeping
 /// fields (`log.target`, ...) are left out.
 #[derive(Default)]
-struct Fields {
+struct TextFields {
     message: String,
     others: Vec<(&'static str, String)>,
 }
 
-impl Visit for Fields {
+impl Visit for TextFields {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.message.push_str(value);
@@ -209,12 +299,16 @@ mod tests {
     #[test]
     fn json_lines_carry_severity_message_and_the_trace() {
         let out = capture(LogFormat::Json, || {
-            in_trace(|| tracing::warn!(user = "ada", "quote \" and\nnewline"));
+            in_trace(
+                || tracing::warn!(user = "ada", count = 3, debug = ?"q\"", "quote \" and\nnewline"),
+            );
         });
         let line: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
         assert_eq!(line["severity"], "WARNING");
         assert_eq!(line["message"], "quote \" and\nnewline");
         assert_eq!(line["user"], "ada");
+        assert_eq!(line["count"], "3");
+        assert_eq!(line["debug"], "\"q\\\"\"");
         assert_eq!(
             line["logging.googleapis.com/trace"],
             "projects/demo-project/traces/4bf92f3577b34da6a3ce929d0e0e4736"

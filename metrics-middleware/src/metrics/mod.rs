@@ -38,3 +38,4 @@ pub use error::BuildError;
 pub use middleware::{HttpMetrics, HttpMetricsService, MetricsFuture};
 pub use naming::{Dimension, MetricSpec, Naming, FLASK_EXPORTER_BUCKETS};
 pub use route_counter::{RouteCounter, RouteCounterService};
+pub(crate) use series_cache::FxBuildHasher;

@@ -19,7 +19,7 @@ use super::instruments::{Instruments, LabelValues, Series};
 /// Series resolved by one worker.
 #[derive(Default)]
 pub(crate) struct SeriesCache {
-    by_route: RefCell<HashMap<Box<str>, Vec<Entry>, BuildHasherDefault<FxHasher>>>,
+    by_route: RefCell<HashMap<Box<str>, Vec<Entry>, FxBuildHasher>>,
 }
 
 struct Entry {
@@ -60,11 +60,14 @@ impl SeriesCache {
     }
 }
 
+/// Hashes with [`FxHasher`], for maps keyed by route templates.
+pub(crate) type FxBuildHasher = BuildHasherDefault<FxHasher>;
+
 /// The Fx hash of rustc: a multiply and a rotate per word. The keys are
 /// route templates written by the application, not input from clients, so
 /// SipHash's protection against chosen collisions buys nothing here.
 #[derive(Default)]
-struct FxHasher {
+pub(crate) struct FxHasher {
     hash: u64,
 }
 

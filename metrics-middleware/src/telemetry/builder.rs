@@ -164,7 +164,15 @@ fn otlp_processor(
     processor: BoundedBatchProcessorBuilder,
     config: &TelemetryConfig,
 ) -> Result<BoundedBatchProcessor, TelemetryError> {
-    processor.build_with(super::exporters::otlp::exporter(config))
+    use super::config::OtlpProtocol;
+    use super::exporters::OtlpHttpExporter;
+    match config.otlp_protocol {
+        OtlpProtocol::Grpc => processor.build_with(super::exporters::otlp::grpc_exporter(config)),
+        OtlpProtocol::HttpProtobuf => {
+            let config = config.clone();
+            processor.build_with(move || OtlpHttpExporter::new(&config))
+        }
+    }
 }
 
 #[cfg(not(feature = "otlp"))]

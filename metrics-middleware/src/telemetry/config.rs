@@ -112,6 +112,9 @@ pub struct TelemetryConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`
     /// (milliseconds); 10 s if unset.
     pub otlp_timeout: Duration,
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
+    /// headers sent with every export (such as credentials).
+    pub otlp_headers: Vec<(String, String)>,
     /// The span processor's `OTEL_BSP_*` settings.
     pub batch: BatchConfig,
 }
@@ -256,8 +259,17 @@ impl TelemetryConfig {
         };
         let resource_attributes = match get("OTEL_RESOURCE_ATTRIBUTES") {
             None => Vec::new(),
-            Some(v) => parse_resource_attributes(&v)
+            Some(v) => parse_key_values(&v)
                 .map_err(|why| ConfigError::new("OTEL_RESOURCE_ATTRIBUTES", &v, why))?,
+        };
+        let otlp_headers = match first([
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ]) {
+            None => Vec::new(),
+            Some((name, v)) => {
+                parse_key_values(&v).map_err(|why| ConfigError::new(name, &v, why))?
+            }
         };
         Ok(Self {
             sdk_disabled,
@@ -268,6 +280,7 @@ impl TelemetryConfig {
             otlp_traces_endpoint,
             otlp_protocol,
             otlp_timeout,
+            otlp_headers,
             batch,
         })
     }
@@ -308,8 +321,9 @@ fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, C
     })
 }
 
-/// `key1=value1,key2=value2`, values percent-encoded (W3C Baggage's format).
-fn parse_resource_attributes(text: &str) -> Result<Vec<(String, String)>, String> {
+/// `key1=value1,key2=value2`, values percent-encoded (W3C Baggage's format),
+/// as `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS` are written.
+fn parse_key_values(text: &str) -> Result<Vec<(String, String)>, String> {
     text.split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
@@ -414,6 +428,10 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
             ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20abc,x-tenant=7",
+            ),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
             (
                 "OTEL_RESOURCE_ATTRIBUTES",
@@ -438,6 +456,13 @@ mod tests {
         assert_eq!(c.batch.schedule_delay, Duration::from_millis(200));
         assert_eq!(c.batch.max_queue_size, 100);
         assert_eq!(c.batch.max_export_batch_size, 512);
+        assert_eq!(
+            c.otlp_headers,
+            [
+                ("authorization".to_owned(), "Bearer abc".to_owned()),
+                ("x-tenant".to_owned(), "7".to_owned())
+            ]
+        );
         assert_eq!(
             c.resource_attributes,
             [

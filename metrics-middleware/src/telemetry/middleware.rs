@@ -14,7 +14,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::{header, StatusCode, Version};
+use actix_web::http::{header, StatusCode};
 use actix_web::web::Bytes;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
 use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator};
@@ -23,6 +23,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use pin_project_lite::pin_project;
 
+use super::attributes::{AttributeCache, START_ATTRIBUTES};
 use super::propagation::incoming_propagator;
 use crate::metrics::labels::method_label;
 
@@ -71,6 +72,7 @@ where
         ready(Ok(RequestTracingService {
             service,
             shared: Rc::clone(&self.shared),
+            attributes: Rc::new(AttributeCache::default()),
         }))
     }
 }
@@ -79,13 +81,27 @@ where
 pub struct RequestTracingService<S> {
     service: S,
     shared: Rc<Shared>,
+    attributes: Rc<AttributeCache>,
 }
 
 struct HeaderExtractor<'a>(&'a header::HeaderMap);
 
+static TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
+static TRACESTATE: header::HeaderName = header::HeaderName::from_static("tracestate");
+static X_CLOUD_TRACE_CONTEXT: header::HeaderName =
+    header::HeaderName::from_static("x-cloud-trace-context");
+
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
+        // The propagators' own names, looked up without parsing `key`
+        // into a header name on every request.
+        let value = match key {
+            "traceparent" => self.0.get(&TRACEPARENT),
+            "tracestate" => self.0.get(&TRACESTATE),
+            "x-cloud-trace-context" => self.0.get(&X_CLOUD_TRACE_CONTEXT),
+            other => self.0.get(other),
+        };
+        value.and_then(|value| value.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -110,17 +126,23 @@ where
             .propagator
             .extract_with_context(&Context::new(), &HeaderExtractor(req.headers()));
         let method = method_label(req.method());
+        // An empty vector with room for every attribute: the SDK keeps it
+        // as the span's own, so adding them later does not reallocate.
         let span = self
             .shared
             .tracer
             .span_builder(method)
             .with_kind(SpanKind::Server)
+            .with_attributes(Vec::with_capacity(START_ATTRIBUTES + 4))
             .start_with_context(&self.shared.tracer, &parent);
         let cx = parent.with_span(span);
         let span = cx.span();
         // The sampler has decided: build attributes only for recorded spans.
-        if span.is_recording() {
-            span.set_attributes(request_attributes(&req, method));
+        let recording = span.is_recording();
+        if recording {
+            let mut attributes = Vec::with_capacity(START_ATTRIBUTES);
+            self.attributes.request(&req, method, &mut attributes);
+            span.set_attributes(attributes);
         }
         req.extensions_mut().insert(TraceContext(cx.clone()));
         let inner = {
@@ -131,85 +153,39 @@ where
             inner,
             cx: Some(cx),
             method,
+            recording,
+            attributes: Rc::clone(&self.attributes),
         }
-    }
-}
-
-fn request_attributes(req: &ServiceRequest, method: &'static str) -> Vec<KeyValue> {
-    let info = req.connection_info();
-    let mut attributes = vec![
-        KeyValue::new("http.request.method", method),
-        KeyValue::new("url.path", req.path().to_owned()),
-        KeyValue::new("url.scheme", info.scheme().to_owned()),
-        KeyValue::new(
-            "network.protocol.version",
-            match req.version() {
-                Version::HTTP_09 => "0.9",
-                Version::HTTP_10 => "1.0",
-                Version::HTTP_2 => "2",
-                Version::HTTP_3 => "3",
-                _ => "1.1",
-            },
-        ),
-    ];
-    let (address, port) = split_host(info.host());
-    attributes.push(KeyValue::new("server.address", address.to_owned()));
-    if let Some(port) = port {
-        attributes.push(KeyValue::new("server.port", port));
-    }
-    if let Some(client) = info.realip_remote_addr() {
-        let client = client.rsplit_once(':').map_or(client, |(ip, _)| ip);
-        attributes.push(KeyValue::new(
-            "client.address",
-            client.trim_matches(['[', ']']).to_owned(),
-        ));
-    }
-    if let Some(agent) = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-    {
-        attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
-    }
-    attributes
-}
-
-/// `host:port`, `[v6]:port`, `host` or `[v6]` into the address (without
-/// brackets) and the port.
-fn split_host(host: &str) -> (&str, Option<i64>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        return match rest.split_once(']') {
-            Some((address, port)) => (address, port.strip_prefix(':').and_then(|p| p.parse().ok())),
-            None => (rest, None),
-        };
-    }
-    match host.rsplit_once(':') {
-        Some((address, port)) => (address, port.parse().ok()),
-        None => (host, None),
     }
 }
 
 /// Sets what the response tells: status, route, name, error status for 5xx
 /// (4xx are the client's errors, not the server span's, per the conventions).
-fn respond(cx: &Context, method: &str, status: StatusCode, route: Option<String>) {
+fn respond(
+    cx: &Context,
+    cache: &AttributeCache,
+    method: &'static str,
+    status: StatusCode,
+    route: Option<String>,
+) {
     let span = cx.span();
-    if !span.is_recording() {
-        return;
-    }
-    span.set_attribute(KeyValue::new(
+    let mut attributes = Vec::with_capacity(3);
+    attributes.push(KeyValue::new(
         "http.response.status_code",
         i64::from(status.as_u16()),
     ));
     if let Some(route) = route {
-        span.update_name(format!("{method} {route}"));
-        span.set_attribute(KeyValue::new("http.route", route));
+        let (name, route) = cache.route(method, route);
+        span.update_name(name);
+        attributes.push(KeyValue::new("http.route", route));
     }
     if status.is_server_error() {
-        span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
+        attributes.push(KeyValue::new("error.type", status.as_str().to_owned()));
         span.set_status(Status::error(
             status.canonical_reason().unwrap_or("server error"),
         ));
     }
+    span.set_attributes(attributes);
 }
 
 pin_project! {
@@ -220,6 +196,8 @@ pin_project! {
         inner: F,
         cx: Option<Context>,
         method: &'static str,
+        recording: bool,
+        attributes: Rc<AttributeCache>,
     }
 }
 
@@ -240,23 +218,26 @@ where
             None => std::task::ready!(this.inner.poll(task)),
         };
         let cx = this.cx.take().unwrap_or_default();
+        // Unsampled spans record nothing: skip the route lookup too.
+        let recording = *this.recording;
         Poll::Ready(match result {
             Ok(res) => {
-                respond(
-                    &cx,
-                    this.method,
-                    res.status(),
-                    res.request().match_pattern(),
-                );
+                if recording {
+                    respond(
+                        &cx,
+                        this.attributes,
+                        this.method,
+                        res.status(),
+                        res.request().match_pattern(),
+                    );
+                }
                 Ok(res.map_body(|_, body| TracedBody { body, cx: Some(cx) }))
             }
             Err(err) => {
-                respond(
-                    &cx,
-                    this.method,
-                    err.as_response_error().status_code(),
-                    None,
-                );
+                if recording {
+                    let status = err.as_response_error().status_code();
+                    respond(&cx, this.attributes, this.method, status, None);
+                }
                 cx.span().end();
                 Err(err)
             }
@@ -333,18 +314,5 @@ impl FromRequest for TraceContext {
             .get::<TraceContext>()
             .cloned()
             .unwrap_or_default()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_host;
-
-    #[test]
-    fn hosts_split_into_address_and_port() {
-        assert_eq!(split_host("example.com:8080"), ("example.com", Some(8080)));
-        assert_eq!(split_host("example.com"), ("example.com", None));
-        assert_eq!(split_host("[::1]:9090"), ("::1", Some(9090)));
-        assert_eq!(split_host("[::1]"), ("::1", None));
     }
 }

@@ -13,6 +13,7 @@
 //! | OTLP, Cloud Trace, stdout | [`exporters`] |
 //! | what can go wrong at start-up | [`TelemetryError`] |
 
+mod attributes;
 mod builder;
 pub mod config;
 mod error;

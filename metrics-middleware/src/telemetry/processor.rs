@@ -334,6 +334,10 @@ impl SpanQueue {
         true
     }
 
+    fn len(&self) -> usize {
+        self.lock().spans.len()
+    }
+
     /// Waits up to `timeout` for a full batch; the number of spans queued.
     fn wait_for_batch(&self, timeout: Duration) -> usize {
         let mut state = self.lock();
@@ -347,10 +351,18 @@ impl SpanQueue {
         state.spans.len()
     }
 
-    /// Every queued span, leaving an empty queue with room for a batch.
-    fn take_all(&self) -> Vec<SpanData> {
-        let capacity = self.max_batch_size.min(self.max_queue_size);
-        std::mem::replace(&mut self.lock().spans, Vec::with_capacity(capacity))
+    /// The oldest batch of queued spans (all of them if they fit), so that
+    /// at most one batch is held outside the queue while it is exported.
+    fn take_batch(&self) -> Vec<SpanData> {
+        let mut state = self.lock();
+        if state.spans.len() <= self.max_batch_size {
+            let capacity = self.max_batch_size.min(self.max_queue_size);
+            std::mem::replace(&mut state.spans, Vec::with_capacity(capacity))
+        } else {
+            // Only under overload: more than a batch waiting.
+            let rest = state.spans.split_off(self.max_batch_size);
+            std::mem::replace(&mut state.spans, rest)
+        }
     }
 
     fn close(&self) {
@@ -415,14 +427,18 @@ impl<E: SpanExporter> ExportWorker<E> {
         }
     }
 
-    /// Exports what is queued now, batch by batch.
+    /// Exports what is queued now, batch by batch; spans that arrive
+    /// meanwhile wait for the next round, so that this ends.
     fn drain(&mut self, runtime: &tokio::runtime::Runtime) -> OTelSdkResult {
-        let mut spans = self.queue.take_all();
+        let mut left = self.queue.len();
         let mut ok = true;
-        while !spans.is_empty() {
-            let rest = spans.split_off(spans.len().min(self.max_batch_size));
+        while left > 0 {
+            let spans = self.queue.take_batch();
+            if spans.is_empty() {
+                break;
+            }
+            left = left.saturating_sub(spans.len());
             ok &= self.export(runtime, spans);
-            spans = rest;
         }
         if ok {
             Ok(())

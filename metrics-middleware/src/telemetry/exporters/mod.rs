@@ -5,7 +5,8 @@
 //!
 //! | `OTEL_TRACES_EXPORTER` | module | cargo feature |
 //! |---|---|---|
-//! | `otlp` | `otlp` (opentelemetry-otlp: gRPC or HTTP/protobuf) | `otlp` (default) |
+//! | `otlp`, `http/protobuf` | [`OtlpHttpExporter`] (our encoder, reqwest) | `otlp` (default) |
+//! | `otlp`, `grpc` | opentelemetry-otlp's tonic exporter | `otlp` (default) |
 //! | `gcp_trace` | `gcp_trace` (opentelemetry-stackdriver, deprecated upstream) | `gcp_trace` |
 //! | `stdout` | [`stdout`] | none |
 
@@ -13,6 +14,12 @@
 pub mod gcp_trace;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp;
+#[cfg(feature = "otlp")]
+mod otlp_http;
+#[cfg(feature = "otlp")]
+mod otlp_proto;
 pub mod stdout;
 
+#[cfg(feature = "otlp")]
+pub use otlp_http::OtlpHttpExporter;
 pub use stdout::StdoutExporter;
