@@ -5,6 +5,7 @@
 # requests; (I(N2) - I(N1)) / (N2 - N1) cancels start-up and shutdown.
 #
 #   bench/instructions.sh [N1=2000] [N2=12000]
+#   VARIANTS="bare metrics traced standard" bench/instructions.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n1=${1:-2000}
@@ -17,13 +18,17 @@ cargo build --release -q -p bench
 server=target/release/hello-server
 port=18180
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The traced variants export to this sink (not counted: another process).
+target/release/otlp-sink $((port + 2)) $((port + 3)) >/dev/null &
+sink=$!
+trap 'kill $sink 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # Total instructions of one server run that answers $2 requests.
 count() {
     local variant=$1 requests=$2 out="$work/callgrind.$1.$2"
     valgrind --tool=callgrind --callgrind-out-file="$out" -q \
-        "$server" --variant "$variant" --port "$port" --metrics-port $((port + 1)) 2>/dev/null &
+        "$server" --variant "$variant" --port "$port" --metrics-port $((port + 1)) \
+        --otlp-port $((port + 3)) 2>/dev/null &
     local pid=$!
     for _ in $(seq 600); do
         curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break

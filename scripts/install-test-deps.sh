@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real: Prometheus and promtool (Debian's
-# `prometheus` package), curl, and the Python packages of ops/tests
+# `prometheus` package), curl, openssl and iproute2 (the Cloud Trace
+# stand-in's certificates and private network), and the Python packages of ops/tests
 # (kubernetes-validate with its offline schemas, jsonschema, PyYAML, pytest).
 # kubectl (with kustomize) comes with the machine image. Safe to run again:
 # it installs only what is missing.
@@ -10,6 +11,9 @@ need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

@@ -29,7 +29,7 @@ use opentelemetry_stackdriver::{Authorizer, GcpAuthorizer, StackDriverExporter};
 use crate::telemetry::error::TelemetryError;
 use crate::telemetry::processor::{BoundedBatchProcessor, BoundedBatchProcessorBuilder};
 
-/// The least time between two connection attempts.
+/// The least time between two connection attempts, by default.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(10);
 
 type Connect<A> =
@@ -38,6 +38,7 @@ type Connect<A> =
 /// Spans to Cloud Trace, connecting lazily; see the module docs.
 pub struct CloudTraceExporter<A> {
     authorizer: Connect<A>,
+    reconnect_interval: Duration,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -77,15 +78,23 @@ where
     {
         Self {
             authorizer: Box::new(move || Box::pin(authorizer())),
+            reconnect_interval: RECONNECT_INTERVAL,
             state: tokio::sync::Mutex::new(State::default()),
         }
+    }
+
+    /// The least time between two connection attempts; 10 s by default.
+    #[must_use]
+    pub fn reconnect_interval(mut self, interval: Duration) -> Self {
+        self.reconnect_interval = interval;
+        self
     }
 
     async fn connect(&self, state: &mut State) -> Result<(), String> {
         if state.next_attempt.is_some_and(|at| Instant::now() < at) {
             return Err("not connected to Cloud Trace; the next attempt is due later".to_owned());
         }
-        state.next_attempt = Some(Instant::now() + RECONNECT_INTERVAL);
+        state.next_attempt = Some(Instant::now() + self.reconnect_interval);
         let authorizer = (self.authorizer)().await?;
         let (mut exporter, uploads) = StackDriverExporter::builder()
             .build(authorizer)
