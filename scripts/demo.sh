@@ -67,11 +67,15 @@ JSON
 } > "$work/targets/local.json"
 promtool check config "$work/prometheus.yml" >/dev/null
 
+# Spans as readable lines in a file each (no collector runs locally); set
+# OTEL_TRACES_EXPORTER=otlp and OTEL_EXPORTER_OTLP_ENDPOINT to use one.
+export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-stdout}
 PORT=$app_port METRICS_PORT=$flask_metrics_port BIND_ADDRESS=127.0.0.1 \
-    CHAOS_TARGET_PERCENT=$chaos RUST_LOG=${RUST_LOG:-warn} "$bin/flask-app-rs" &
+    CHAOS_TARGET_PERCENT=$chaos RUST_LOG=${RUST_LOG:-warn} "$bin/flask-app-rs" \
+    >"$work/flask-app-rs.spans" &
 pids+=($!)
 METRICS_PORT=$custom_metrics_port BIND_ADDRESS=127.0.0.1 RUST_LOG=${RUST_LOG:-warn} \
-    "$bin/custom-metrics-example" &
+    "$bin/custom-metrics-example" >"$work/custom-metrics-example.spans" &
 pids+=($!)
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
     --web.listen-address="127.0.0.1:$prometheus_port" --log.level=warn &
@@ -108,6 +112,7 @@ ready
   its metrics      http://127.0.0.1:$flask_metrics_port/metrics
   custom metric    http://127.0.0.1:$custom_metrics_port/metrics
   Prometheus       http://127.0.0.1:$prometheus_port/  (targets: /targets, rules: /rules, alerts: /alerts)
+  spans ($OTEL_TRACES_EXPORTER)  $work/flask-app-rs.spans, $work/custom-metrics-example.spans
 Queries to try in Prometheus:
   sum by (status) (rate(flask_http_request_total[1m]))
   histogram_quantile(0.99, sum by (le, path) (rate(flask_http_request_duration_seconds_bucket[1m])))
