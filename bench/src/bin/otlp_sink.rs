@@ -1,6 +1,7 @@
-//! An OTLP receiver (gRPC and HTTP/protobuf) that counts spans, for the
-//! traced benchmarks: `otlp-sink GRPC_PORT HTTP_PORT`. Prints the count
-//! every second, so a run shows that the spans did arrive.
+//! An OTLP receiver (gRPC and HTTP/protobuf) for the traced benchmarks:
+//! `otlp-sink GRPC_PORT HTTP_PORT`. It counts the bytes posted to it without
+//! decoding them, to stay light beside the load generator, and prints the
+//! count every second, so a run shows that the spans did arrive.
 use std::time::Duration;
 
 use test_support::otlp::OtlpReceiver;
@@ -17,7 +18,7 @@ fn main() {
         std::thread::sleep(Duration::from_secs(1));
         let count = receiver.count();
         if count != last {
-            println!("{count} spans");
+            println!("{count} bytes");
             last = count;
         }
     }
