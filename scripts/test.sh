@@ -12,6 +12,7 @@ cargo fmt --all --check
 # brings a second tonic); it is checked and tested here all the same.
 cargo clippy --workspace --all-targets --locked --features metrics-middleware/gcp_trace -- -D warnings
 cargo clippy -p metrics-middleware --locked --no-default-features -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc -p metrics-middleware --no-deps --locked --quiet
 
 echo "== tests: Rust workspace" >&2
 cargo test --workspace --locked --features metrics-middleware/gcp_trace

@@ -3,6 +3,9 @@
 //! exporter.
 use std::sync::{Arc, Mutex};
 
+use actix_http::Request;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
 use actix_web::test::{call_and_read_body, call_service, init_service, TestRequest};
 use actix_web::{web, App, HttpResponse};
 use metrics_middleware::telemetry::{BoundedBatchProcessor, RequestTracing, TraceContext};
@@ -50,17 +53,24 @@ fn app_routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// The routes above, wrapped in `RequestTracing` with `provider`'s tracer.
+async fn traced_app(
+    provider: &SdkTracerProvider,
+) -> impl Service<Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+    init_service(
+        App::new()
+            .wrap(RequestTracing::new(provider.tracer("test")))
+            .configure(app_routes),
+    )
+    .await
+}
+
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 #[actix_web::test]
 async fn one_server_span_per_request_with_the_http_conventions() {
     let (provider, collect) = provider(Sampler::AlwaysOn);
-    let app = init_service(
-        App::new()
-            .wrap(RequestTracing::new(provider.tracer("test")))
-            .configure(app_routes),
-    )
-    .await;
+    let app = traced_app(&provider).await;
     call_and_read_body(
         &app,
         TestRequest::get()
@@ -133,12 +143,7 @@ async fn one_server_span_per_request_with_the_http_conventions() {
 #[actix_web::test]
 async fn spans_join_the_callers_trace() {
     let (provider, collect) = provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
-    let app = init_service(
-        App::new()
-            .wrap(RequestTracing::new(provider.tracer("test")))
-            .configure(app_routes),
-    )
-    .await;
+    let app = traced_app(&provider).await;
     let from_w3c = call_and_read_body(
         &app,
         TestRequest::get()
@@ -208,12 +213,7 @@ async fn spans_join_the_callers_trace() {
 #[actix_web::test]
 async fn unsampled_requests_export_nothing_and_still_serve() {
     let (provider, collect) = provider(Sampler::AlwaysOff);
-    let app = init_service(
-        App::new()
-            .wrap(RequestTracing::new(provider.tracer("test")))
-            .configure(app_routes),
-    )
-    .await;
+    let app = traced_app(&provider).await;
     for _ in 0..20 {
         let body = call_and_read_body(&app, TestRequest::get().uri("/users/3").to_request()).await;
         assert_eq!(body, "a user");
@@ -225,12 +225,7 @@ async fn unsampled_requests_export_nothing_and_still_serve() {
 #[actix_web::test]
 async fn behind_a_load_balancer_the_forwarded_headers_name_client_and_server() {
     let (provider, collect) = provider(Sampler::AlwaysOn);
-    let app = init_service(
-        App::new()
-            .wrap(RequestTracing::new(provider.tracer("test")))
-            .configure(app_routes),
-    )
-    .await;
+    let app = traced_app(&provider).await;
     for _ in 0..2 {
         // Twice: the second answer comes from the worker's remembered values.
         call_and_read_body(

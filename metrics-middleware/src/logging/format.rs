@@ -13,7 +13,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::LogFormat;
 
-/// The event formatter behind [`Logging`]: JSON for Cloud Logging or text.
+/// The event formatter behind [`Logging`](super::Logging): JSON for Cloud Logging or text.
 #[derive(Debug, Clone)]
 pub struct CloudLoggingFormat {
     pub(super) format: LogFormat,

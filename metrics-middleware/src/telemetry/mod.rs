@@ -1,6 +1,7 @@
-//! The tracing half, under construction: what is configured through
-//! OpenTelemetry's `OTEL_*` variables, and what the resource says about
-//! where the process runs. Spans, propagation and exporters build on these.
+//! Traces: one OpenTelemetry server span per request, in the caller's trace,
+//! exported as the `OTEL_*` variables say, with the GKE/GCE resource. Start
+//! from [`Telemetry::builder`]; the design and its measurements are in
+//! `docs/tracing-design.md`.
 //!
 //! | concern | module |
 //! |---|---|
@@ -10,6 +11,7 @@
 //! | the caller's trace: `traceparent`, `X-Cloud-Trace-Context` | [`propagation`] |
 //! | spans to the exporter: bounded, never blocking, drops counted | [`processor`] |
 //! | one server span per request, the handler's [`TraceContext`] | [`middleware`] |
+//! | its attributes, with what repeats kept per worker | `attributes` |
 //! | OTLP, Cloud Trace, stdout | [`exporters`] |
 //! | what can go wrong at start-up | [`TelemetryError`] |
 
