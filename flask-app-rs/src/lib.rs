@@ -9,7 +9,7 @@
 //!   route templates in the metrics).
 //! - `GET /delay/{ms}` answers after `ms` milliseconds (at most 10 s): slow
 //!   requests for latency panels, and for watching a graceful shutdown drain.
-//! - `GET /healthz` for Kubernetes probes; not measured.
+//! - `GET /healthz` for Kubernetes probes; neither measured nor traced.
 //! - Metrics on their own port, with the Flask exporter's names.
 //! - One server span per request, exported as `OTEL_*` says, and log lines
 //!   that carry the request's trace (see `metrics_middleware::telemetry`).
@@ -99,7 +99,7 @@ pub fn app(
 > {
     // The last `wrap` is the outermost: metrics time the span's work too.
     App::new()
-        .wrap(state.telemetry.middleware())
+        .wrap(state.telemetry.middleware().exclude_path("/healthz"))
         .wrap(state.metrics.clone())
         .app_data(web::Data::new(state.chaos))
         .service(

@@ -266,3 +266,24 @@ async fn behind_a_load_balancer_the_forwarded_headers_name_client_and_server() {
     assert_eq!(text("server.address").as_deref(), Some("2001:db8::5"));
     assert_eq!(attribute(direct, "server.port"), Some(&Value::I64(8080)));
 }
+
+#[actix_web::test]
+async fn excluded_paths_make_no_span() {
+    let (provider, collect) = provider(Sampler::AlwaysOn);
+    let app = init_service(
+        App::new()
+            .wrap(RequestTracing::new(provider.tracer("test")).exclude_path("/users/1"))
+            .configure(app_routes),
+    )
+    .await;
+    let body = call_and_read_body(&app, TestRequest::get().uri("/users/1").to_request()).await;
+    assert_eq!(body, "a user");
+    call_and_read_body(&app, TestRequest::get().uri("/users/2").to_request()).await;
+    provider.force_flush().expect("flushed");
+    let spans = collect.0.lock().expect("lock").clone();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    assert_eq!(
+        attribute(&spans[0], "url.path").map(|v| v.as_str().into_owned()),
+        Some("/users/2".to_owned())
+    );
+}

@@ -32,6 +32,7 @@ use crate::metrics::labels::method_label;
 #[derive(Clone)]
 pub struct RequestTracing {
     shared: Rc<Shared>,
+    excluded_paths: Rc<Vec<String>>,
 }
 
 struct Shared {
@@ -53,7 +54,16 @@ impl RequestTracing {
                 tracer,
                 propagator: incoming_propagator(),
             }),
+            excluded_paths: Rc::default(),
         }
+    }
+
+    /// No span for requests to `path` (compared in full), such as the
+    /// `/healthz` of Kubernetes probes, which would fill traces with noise.
+    #[must_use]
+    pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
+        Rc::make_mut(&mut self.excluded_paths).push(path.into());
+        self
     }
 }
 
@@ -72,6 +82,7 @@ where
         ready(Ok(RequestTracingService {
             service,
             shared: Rc::clone(&self.shared),
+            excluded_paths: Rc::clone(&self.excluded_paths),
             attributes: Rc::new(AttributeCache::default()),
         }))
     }
@@ -81,6 +92,7 @@ where
 pub struct RequestTracingService<S> {
     service: S,
     shared: Rc<Shared>,
+    excluded_paths: Rc<Vec<String>>,
     attributes: Rc<AttributeCache>,
 }
 
@@ -121,11 +133,20 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
+        let method = method_label(req.method());
+        if self.excluded_paths.iter().any(|path| path == req.path()) {
+            return TracedFuture {
+                inner: self.service.call(req),
+                cx: None,
+                method,
+                recording: false,
+                attributes: Rc::clone(&self.attributes),
+            };
+        }
         let parent = self
             .shared
             .propagator
             .extract_with_context(&Context::new(), &HeaderExtractor(req.headers()));
-        let method = method_label(req.method());
         // An empty vector with room for every attribute: the SDK keeps it
         // as the span's own, so adding them later does not reallocate.
         let span = self
