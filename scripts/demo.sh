@@ -23,7 +23,7 @@ profile=${DEMO_BUILD_PROFILE:-release}
 scripts/install-test-deps.sh >/dev/null
 echo "building ($profile)..."
 cargo build --quiet --profile "$profile" -p flask-app-rs -p custom-metrics-example
-bin=target/$([[ $profile == dev ]] && echo debug || echo "$profile")
+bin=${CARGO_TARGET_DIR:-target}/$([[ $profile == dev ]] && echo debug || echo "$profile")
 
 work=$(mktemp -d)
 pids=()
