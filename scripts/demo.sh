@@ -29,6 +29,9 @@ work=$(mktemp -d)
 pids=()
 cleanup() {
     trap - EXIT INT TERM
+    # The traffic loop may have SIGTERM ignored (a background subshell keeps
+    # the dispositions its shell inherited), so it also looks for this file.
+    touch "$work/stop"
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
@@ -98,6 +101,7 @@ wait_for "http://127.0.0.1:$prometheus_port/-/ready"
 (
     app="http://127.0.0.1:$app_port"
     for ((i = 0; i < duration; i++)); do
+        [[ -e $work/stop ]] && break
         curl -s --max-time 5 "$app/?[1-20]" "$app/hello/{alice,bob,carol}" \
             "$app/delay/{20,150}" "$app/no/such/page" "$app/wp-login.php" >/dev/null || true
         sleep 1

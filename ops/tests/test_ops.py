@@ -266,7 +266,9 @@ def local_stack():
             time.sleep(0.5)
         yield base, ports
     finally:
-        os.killpg(demo.pid, signal.SIGINT)
+        # SIGTERM, not SIGINT: a shell started in the background (as CI may
+        # run this) ignores SIGINT and cannot trap it.
+        os.killpg(demo.pid, signal.SIGTERM)
         try:
             demo.wait(timeout=30)
         except subprocess.TimeoutExpired:
