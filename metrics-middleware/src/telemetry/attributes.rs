@@ -242,7 +242,7 @@ fn client_address(text: &str) -> String {
 
 /// `host:port`, `[v6]:port`, `host` or `[v6]` into the address (without
 /// brackets) and the port.
-pub(crate) fn split_host(host: &str) -> (&str, Option<i64>) {
+fn split_host(host: &str) -> (&str, Option<i64>) {
     if let Some(rest) = host.strip_prefix('[') {
         return match rest.split_once(']') {
             Some((address, port)) => (address, port.strip_prefix(':').and_then(|p| p.parse().ok())),
