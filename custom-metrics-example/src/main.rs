@@ -12,7 +12,6 @@ use std::time::Duration;
 use actix_web::rt::signal::unix::{signal, SignalKind};
 use clap::Parser;
 use metrics_middleware::cli::TelemetryArgs;
-use metrics_middleware::logging::{Logging, LoggingError};
 use metrics_middleware::prometheus::{IntCounter, Opts, Registry};
 use metrics_middleware::telemetry::{Telemetry, TelemetryError};
 use metrics_middleware::{process, BuildError, MetricsServer, MetricsServerError};
@@ -57,8 +56,6 @@ enum StartError {
     Metrics(#[from] BuildError),
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
-    #[error(transparent)]
-    Logging(#[from] LoggingError),
     #[error("{0} (set by --metrics-port or METRICS_PORT)")]
     MetricsServer(#[from] MetricsServerError),
     #[error("cannot listen for signals: {0}")]
@@ -70,18 +67,13 @@ fn main() -> ExitCode {
     let telemetry_config = settings.telemetry.config_or_exit();
     let result = (|| {
         let registry = Registry::new();
-        let telemetry = Telemetry::builder()
-            .config(telemetry_config)
-            .default_service_name(env!("CARGO_PKG_NAME"))
-            .service_version(env!("CARGO_PKG_VERSION"))
-            .registry(registry.clone())
-            .build()?;
-        // Held to the end: dropping it writes the last log lines.
-        let _flush_logs = Logging::builder()
-            .format(settings.telemetry.log_format)
-            .gcp_project_id(telemetry.gcp_project_id())
-            .registry(registry.clone())
-            .init()?;
+        // The guard is held to the end: dropping it writes the last log lines.
+        let (telemetry, _flush_logs) = settings.telemetry.start(
+            telemetry_config,
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            &registry,
+        )?;
         actix_web::rt::System::new().block_on(run(settings, registry, telemetry))
     })();
     metrics_middleware::cli::exit_code(result)

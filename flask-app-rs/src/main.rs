@@ -7,8 +7,7 @@ use std::time::Duration;
 use actix_web::HttpServer;
 use flask_app_rs::settings::Settings;
 use flask_app_rs::{app, AppState};
-use metrics_middleware::logging::{Logging, LoggingError};
-use metrics_middleware::telemetry::{Telemetry, TelemetryError};
+use metrics_middleware::telemetry::TelemetryError;
 use metrics_middleware::{BuildError, MetricsServer, MetricsServerError};
 
 /// The longest SIGTERM waits for queued spans to be sent, after the
@@ -21,8 +20,6 @@ enum StartError {
     Metrics(#[from] BuildError),
     #[error(transparent)]
     Telemetry(#[from] TelemetryError),
-    #[error(transparent)]
-    Logging(#[from] LoggingError),
     #[error("{0} (set by --metrics-port or METRICS_PORT)")]
     MetricsServer(#[from] MetricsServerError),
     #[error("cannot listen on {addr} (set by --port or PORT): {source}")]
@@ -36,18 +33,13 @@ fn main() -> ExitCode {
     let telemetry_config = settings.telemetry.config_or_exit();
     let result = (|| {
         let state = AppState::new(settings.chaos_target_percent)?;
-        let telemetry = Telemetry::builder()
-            .config(telemetry_config)
-            .default_service_name(env!("CARGO_PKG_NAME"))
-            .service_version(env!("CARGO_PKG_VERSION"))
-            .registry(state.metrics().registry().clone())
-            .build()?;
-        // Held to the end: dropping it writes the last log lines.
-        let _flush_logs = Logging::builder()
-            .format(settings.telemetry.log_format)
-            .gcp_project_id(telemetry.gcp_project_id())
-            .registry(state.metrics().registry().clone())
-            .init()?;
+        // The guard is held to the end: dropping it writes the last log lines.
+        let (telemetry, _flush_logs) = settings.telemetry.start(
+            telemetry_config,
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            state.metrics().registry(),
+        )?;
         actix_web::rt::System::new().block_on(run(settings, state.with_telemetry(telemetry)))
     })();
     metrics_middleware::cli::exit_code(result)

@@ -3,8 +3,8 @@
 use clap::error::{ContextKind, ErrorKind};
 use clap::{Args, CommandFactory, Parser};
 
-use crate::logging::LogFormat;
-use crate::telemetry::{ConfigError, TelemetryConfig};
+use crate::logging::{FlushGuard, LogFormat, Logging};
+use crate::telemetry::{ConfigError, Telemetry, TelemetryConfig, TelemetryError};
 
 /// Parses the process's arguments and environment into `T`. On `--help` and
 /// `--version`, prints them and exits 0; on a bad setting, prints one line
@@ -136,6 +136,39 @@ impl TelemetryArgs {
             eprintln!("error: {err}");
             std::process::exit(2)
         })
+    }
+
+    /// Traces and logs together, as a service binary starts them: the
+    /// tracer from `config` (usually [`config_or_exit`](Self::config_or_exit))
+    /// for the service `name` at `version`, then the log subscriber in
+    /// [`log_format`](Self::log_format), naming traces by the detected
+    /// Google Cloud project. The span and log-line drop counters go on
+    /// `registry`. Keep the guard until the end of `main`: dropping it writes
+    /// the last log lines.
+    ///
+    /// # Errors
+    ///
+    /// [`TelemetryError`] for an exporter that cannot be built, counters
+    /// registered twice, or a second logger.
+    pub fn start(
+        &self,
+        config: TelemetryConfig,
+        name: &str,
+        version: &str,
+        registry: &prometheus::Registry,
+    ) -> Result<(Telemetry, FlushGuard), TelemetryError> {
+        let telemetry = Telemetry::builder()
+            .config(config)
+            .default_service_name(name)
+            .service_version(version)
+            .registry(registry.clone())
+            .build()?;
+        let flush_logs = Logging::builder()
+            .format(self.log_format)
+            .gcp_project_id(telemetry.gcp_project_id())
+            .registry(registry.clone())
+            .init()?;
+        Ok((telemetry, flush_logs))
     }
 }
 

@@ -43,4 +43,8 @@ pub enum TelemetryError {
     /// The export thread could not be started.
     #[error("cannot start the span export thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// The log subscriber could not be installed (from the `cli` feature's
+    /// `TelemetryArgs::start`, which sets up traces and logs together).
+    #[error(transparent)]
+    Logging(#[from] crate::logging::LoggingError),
 }
