@@ -287,3 +287,46 @@ async fn excluded_paths_make_no_span() {
         Some("/users/2".to_owned())
     );
 }
+
+#[actix_web::test]
+async fn a_hostile_tracestate_is_dropped_and_a_valid_one_kept_whole() {
+    let (provider, collect) = provider(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+    let app = traced_app(&provider).await;
+    // 100 kB, 25,000 members: discarded unread, the trace itself continues.
+    let hostile = "a=b,".repeat(25_000);
+    let trace_id = call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/trace-id")
+            .insert_header(("traceparent", TRACEPARENT))
+            .insert_header(("tracestate", hostile.as_str()))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    call_and_read_body(
+        &app,
+        TestRequest::get()
+            .uri("/users/1")
+            .insert_header(("traceparent", TRACEPARENT))
+            .insert_header(("tracestate", "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7"))
+            .to_request(),
+    )
+    .await;
+    provider.force_flush().expect("flushed");
+    let spans = collect.0.lock().expect("lock").clone();
+    assert_eq!(spans.len(), 2, "{spans:#?}");
+    let hostile_span = spans
+        .iter()
+        .find(|s| s.name == "GET /trace-id")
+        .expect("span");
+    assert_eq!(hostile_span.span_context.trace_state().header(), "");
+    let valid = spans
+        .iter()
+        .find(|s| s.name == "GET /users/{id}")
+        .expect("span");
+    assert_eq!(
+        valid.span_context.trace_state().header(),
+        "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+    );
+}

@@ -14,17 +14,16 @@ use std::task::{Context as TaskContext, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{forward_ready, Payload, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{Error, FromRequest, HttpMessage, HttpRequest};
-use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use pin_project_lite::pin_project;
 
 use super::attributes::{AttributeCache, START_ATTRIBUTES};
-use super::propagation::incoming_propagator;
+use super::propagation;
 use crate::metrics::labels::method_label;
 
 /// The middleware: wrap an app with it, after [`HttpMetrics`](crate::HttpMetrics)
@@ -37,7 +36,6 @@ pub struct RequestTracing {
 
 struct Shared {
     tracer: SdkTracer,
-    propagator: TextMapCompositePropagator,
 }
 
 impl std::fmt::Debug for RequestTracing {
@@ -50,10 +48,7 @@ impl RequestTracing {
     /// Spans from `tracer`, parents from `traceparent` or `X-Cloud-Trace-Context`.
     pub fn new(tracer: SdkTracer) -> Self {
         Self {
-            shared: Rc::new(Shared {
-                tracer,
-                propagator: incoming_propagator(),
-            }),
+            shared: Rc::new(Shared { tracer }),
             excluded_paths: Rc::default(),
         }
     }
@@ -96,31 +91,6 @@ pub struct RequestTracingService<S> {
     attributes: Rc<AttributeCache>,
 }
 
-struct HeaderExtractor<'a>(&'a header::HeaderMap);
-
-static TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
-static TRACESTATE: header::HeaderName = header::HeaderName::from_static("tracestate");
-static X_CLOUD_TRACE_CONTEXT: header::HeaderName =
-    header::HeaderName::from_static("x-cloud-trace-context");
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        // The propagators' own names, looked up without parsing `key`
-        // into a header name on every request.
-        let value = match key {
-            "traceparent" => self.0.get(&TRACEPARENT),
-            "tracestate" => self.0.get(&TRACESTATE),
-            "x-cloud-trace-context" => self.0.get(&X_CLOUD_TRACE_CONTEXT),
-            other => self.0.get(other),
-        };
-        value.and_then(|value| value.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(header::HeaderName::as_str).collect()
-    }
-}
-
 impl<S, B> Service<ServiceRequest> for RequestTracingService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
@@ -143,10 +113,11 @@ where
                 attributes: Rc::clone(&self.attributes),
             };
         }
-        let parent = self
-            .shared
-            .propagator
-            .extract_with_context(&Context::new(), &HeaderExtractor(req.headers()));
+        // Bounded and allocation-free unless a valid `tracestate` came.
+        let parent = match propagation::extract(req.headers()).0 {
+            Some(remote) => propagation::context_with_parent(&Context::new(), &remote),
+            None => Context::new(),
+        };
         // An empty vector with room for every attribute: the SDK keeps it
         // as the span's own, so adding them later does not reallocate.
         let span = self

@@ -33,5 +33,7 @@ pub use config::{
 pub use error::TelemetryError;
 pub use middleware::{RequestTracing, TraceContext};
 pub use processor::{BoundedBatchProcessor, BoundedBatchProcessorBuilder};
-pub use propagation::{incoming_propagator, CloudTraceContextPropagator};
+pub use propagation::{
+    incoming_propagator, CloudTraceContextPropagator, TraceContextPropagator, W3cTraceState,
+};
 pub use resource::{GcpDetector, Resource};
