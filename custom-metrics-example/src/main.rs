@@ -5,20 +5,16 @@
 //! incremented every interval (5 s by default), next to the process metrics,
 //! on the crate's metrics server. Each increment is a span of its own (a
 //! background job traced as `OTEL_*` says), and its log line carries it.
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use actix_web::rt::signal::unix::{signal, SignalKind};
 use clap::Parser;
-use metrics_middleware::cli::TelemetryArgs;
+use metrics_middleware::cli::{self, TelemetryArgs};
+use metrics_middleware::opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use metrics_middleware::prometheus::{IntCounter, Opts, Registry};
-use metrics_middleware::telemetry::{Telemetry, TelemetryError};
-use metrics_middleware::{process, BuildError, MetricsServer, MetricsServerError};
-use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
-
-/// The longest SIGTERM waits for queued spans to be sent.
-const SPAN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+use metrics_middleware::{BuildError, HttpMetrics, Naming, Observability};
 
 /// A custom Prometheus counter that rises by one every interval.
 #[derive(Debug, Parser)]
@@ -51,32 +47,32 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum StartError {
+enum RunError {
     #[error(transparent)]
     Metrics(#[from] BuildError),
-    #[error(transparent)]
-    Telemetry(#[from] TelemetryError),
-    #[error("{0} (set by --metrics-port or METRICS_PORT)")]
-    MetricsServer(#[from] MetricsServerError),
     #[error("cannot listen for signals: {0}")]
     Signals(std::io::Error),
 }
 
 fn main() -> ExitCode {
-    let settings: Settings = metrics_middleware::cli::parse_or_exit();
-    let telemetry_config = settings.telemetry.config_or_exit();
-    let result = (|| {
-        let registry = Registry::new();
-        // The guard is held to the end: dropping it writes the last log lines.
-        let (telemetry, _flush_logs) = settings.telemetry.start(
-            telemetry_config,
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION"),
-            &registry,
-        )?;
-        actix_web::rt::System::new().block_on(run(settings, registry, telemetry))
-    })();
-    metrics_middleware::cli::exit_code(result)
+    let settings: Settings = cli::parse_or_exit();
+    let observability = cli::install_or_exit(
+        settings
+            .telemetry
+            .apply(Observability::builder())
+            .service(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+            // No HTTP server of its own: process metrics, no request metrics.
+            .http_metrics(HttpMetrics::builder().naming(Naming::none()))
+            .metrics_address((settings.bind_address, settings.metrics_port)),
+        "--metrics-port or METRICS_PORT",
+    );
+    let result = custom_counter(observability.registry())
+        .map_err(RunError::from)
+        .and_then(|counter| {
+            actix_web::rt::System::new().block_on(run(&settings, &observability, counter))
+        });
+    let _ = observability.shutdown();
+    cli::exit_code(result)
 }
 
 /// Registers the counter of the original, with its constant labels.
@@ -99,34 +95,28 @@ fn custom_counter(registry: &Registry) -> Result<IntCounter, BuildError> {
 }
 
 async fn run(
-    settings: Settings,
-    registry: Registry,
-    telemetry: Telemetry,
-) -> Result<(), StartError> {
-    process::register(&registry, &metrics_middleware::build_info!())?;
-    let counter = custom_counter(&registry)?;
-
-    let addr = SocketAddr::new(settings.bind_address, settings.metrics_port);
-    let server = MetricsServer::builder(registry).bind(addr).run()?;
-    let server_handle = server.handle();
-    actix_web::rt::spawn(server);
+    settings: &Settings,
+    observability: &Observability,
+    counter: IntCounter,
+) -> Result<(), RunError> {
     log::info!(
-        "metrics on {addr}/metrics, incrementing every {}",
+        "metrics on {:?}, incrementing every {}",
+        observability.metrics_address(),
         humantime::format_duration(settings.increment_interval)
     );
-
-    let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut ticks = actix_web::rt::time::interval(settings.increment_interval);
+    let tracer = observability.telemetry().tracer();
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                let tracer = telemetry.tracer();
                 let span = tracer
                     .span_builder("increment custom_metric_example_total")
                     .with_kind(SpanKind::Internal)
                     .start(tracer);
-                let _current = opentelemetry::Context::current_with_span(span).attach();
+                let _current = metrics_middleware::opentelemetry::Context::current_with_span(span)
+                    .attach();
                 counter.inc();
                 log::info!("Custom metric incremented.");
             }
@@ -135,9 +125,5 @@ async fn run(
         }
     }
     log::info!("stopping");
-    if let Err(err) = telemetry.shutdown(SPAN_FLUSH_TIMEOUT) {
-        log::warn!("spans not sent before exit: {err}");
-    }
-    server_handle.stop(true).await;
     Ok(())
 }

@@ -19,69 +19,54 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
 use metrics_middleware::prometheus::Opts;
-use metrics_middleware::telemetry::Telemetry;
-use metrics_middleware::{BuildError, HttpMetrics, Naming, RouteCounter};
+use metrics_middleware::{
+    BuildError, HttpMetrics, Naming, Observability, ObservabilityBuilder, RouteCounter,
+};
 
 mod chaos;
 pub mod settings;
 
 pub use chaos::Chaos;
 
+/// The service's observability: the Flask exporter's metric names, no
+/// telemetry for `/healthz` (probes), its name and version.
+pub fn observability() -> ObservabilityBuilder {
+    Observability::builder()
+        .service(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+        .http_metrics(HttpMetrics::builder().naming(Naming::flask_exporter()))
+        .exclude_path("/healthz")
+}
+
 /// What every worker's app shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    metrics: HttpMetrics,
+    observability: Observability,
     hello_counter: RouteCounter,
     chaos: Chaos,
-    telemetry: Telemetry,
 }
 
 impl AppState {
-    /// Registers the service's metrics: the Flask exporter's request metrics,
-    /// process metrics, and the hello counter.
+    /// Registers the hello counter on `observability`'s registry.
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] if the metrics cannot be registered.
-    pub fn new(chaos: Chaos) -> Result<Self, BuildError> {
-        let metrics = HttpMetrics::builder()
-            .naming(Naming::flask_exporter())
-            .exclude_path("/healthz")
-            .build_info(metrics_middleware::build_info!())
-            .build()?;
-        let hello_counter = metrics.route_counter(
+    /// A [`BuildError`] if the counter cannot be registered.
+    pub fn new(observability: Observability, chaos: Chaos) -> Result<Self, BuildError> {
+        let hello_counter = observability.route_counter(
             Opts::new("flask_app_hello_requests_total", "Number of hello requests")
                 .const_label("app", "flask-app")
                 .const_label("environment", "staging"),
         )?;
         Ok(Self {
-            metrics,
+            observability,
             hello_counter,
             chaos,
-            telemetry: Telemetry::disabled(),
         })
     }
 
-    /// Traces requests with `telemetry` (tracing is off otherwise).
-    #[must_use]
-    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
-        self.telemetry = telemetry;
-        self
-    }
-
-    /// The tracer and its exporter.
-    pub fn telemetry(&self) -> &Telemetry {
-        &self.telemetry
-    }
-
-    /// The request metrics and their registry.
-    pub fn metrics(&self) -> &HttpMetrics {
-        &self.metrics
-    }
-
-    /// The counter of hello requests, to wrap `/` with.
-    pub fn hello_counter(&self) -> &RouteCounter {
-        &self.hello_counter
+    /// Metrics, traces and logs.
+    pub fn observability(&self) -> &Observability {
+        &self.observability
     }
 }
 
@@ -97,10 +82,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    // The last `wrap` is the outermost: metrics time the span's work too.
     App::new()
-        .wrap(state.telemetry.middleware().exclude_path("/healthz"))
-        .wrap(state.metrics.clone())
         .app_data(web::Data::new(state.chaos))
         .service(
             web::resource("/")
@@ -110,6 +92,8 @@ pub fn app(
         .route("/hello/{name}", web::get().to(hello_name))
         .route("/delay/{ms}", web::get().to(delay))
         .route("/healthz", web::get().to(healthz))
+        // The last `wrap` is the outermost: it sees every request first.
+        .wrap(state.observability.middleware())
 }
 
 async fn hello(chaos: web::Data<Chaos>) -> HttpResponse {
@@ -145,9 +129,22 @@ mod tests {
 
     use super::*;
 
+    fn state(chaos: u8) -> AppState {
+        let config = metrics_middleware::telemetry::TelemetryConfig::from_lookup(|name| {
+            (name == "OTEL_TRACES_EXPORTER").then(|| "none".to_owned())
+        })
+        .expect("valid");
+        let observability = observability()
+            .telemetry_config(config)
+            .without_logging()
+            .build()
+            .expect("observability");
+        AppState::new(observability, Chaos::new(chaos).expect("valid")).expect("metrics")
+    }
+
     #[actix_web::test]
     async fn hello_answers_and_is_counted() {
-        let state = AppState::new(Chaos::new(0).expect("valid")).expect("metrics");
+        let state = state(0);
         let app = init_service(app(state.clone())).await;
         let body = call_and_read_body(&app, TestRequest::get().uri("/").to_request()).await;
         assert_eq!(body, "Hello World!");
@@ -157,7 +154,7 @@ mod tests {
         let res = call_service(&app, TestRequest::get().uri("/healthz").to_request()).await;
         assert_eq!(res.status(), StatusCode::OK);
 
-        let scrape = state.metrics().render();
+        let scrape = state.observability().render();
         assert!(
             scrape.contains(
                 "flask_app_hello_requests_total{app=\"flask-app\",environment=\"staging\"} 1\n"
@@ -170,8 +167,7 @@ mod tests {
 
     #[actix_web::test]
     async fn full_chaos_fails_every_hello_with_a_4xx_or_5xx() {
-        let state = AppState::new(Chaos::new(100).expect("valid")).expect("metrics");
-        let app = init_service(app(state)).await;
+        let app = init_service(app(state(100))).await;
         for _ in 0..50 {
             let res = call_service(&app, TestRequest::get().uri("/").to_request()).await;
             assert!(

@@ -38,6 +38,11 @@ pub struct Settings {
           value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// One access log line per request, with Cloud Logging's `httpRequest`
+    /// (`true` or `false`).
+    #[arg(long, env = "ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
+
     /// Tracing and logging (`OTEL_*`, `LOG_FORMAT`).
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

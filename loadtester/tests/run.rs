@@ -25,7 +25,17 @@ impl Drop for Service {
 }
 
 fn start_service(chaos_percent: u8) -> Service {
-    let state = AppState::new(Chaos::new(chaos_percent).expect("0..=100")).expect("metrics");
+    let config = metrics_middleware::telemetry::TelemetryConfig::from_lookup(|name| {
+        (name == "OTEL_TRACES_EXPORTER").then(|| "none".to_owned())
+    })
+    .expect("valid");
+    let observability = flask_app_rs::observability()
+        .telemetry_config(config)
+        .without_logging()
+        .build()
+        .expect("observability");
+    let state =
+        AppState::new(observability, Chaos::new(chaos_percent).expect("0..=100")).expect("metrics");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = mpsc::channel();
@@ -50,7 +60,7 @@ fn start_service(chaos_percent: u8) -> Service {
 
 /// `flask_http_request_total` of the service by status, from its own scrape.
 fn counted_by_status(service: &Service) -> Vec<(String, u64)> {
-    let scrape = service.state.metrics().render();
+    let scrape = service.state.observability().render();
     let mut counts: Vec<(String, u64)> = scrape
         .lines()
         .filter(|l| l.starts_with("flask_http_request_total{"))

@@ -3,8 +3,9 @@
 use clap::error::{ContextKind, ErrorKind};
 use clap::{Args, CommandFactory, Parser};
 
-use crate::logging::{FlushGuard, LogFormat, Logging};
-use crate::telemetry::{ConfigError, Telemetry, TelemetryConfig, TelemetryError};
+use crate::logging::{LogFormat, LogFormatError};
+use crate::telemetry::{ConfigError, TelemetryConfig};
+use crate::{Observability, ObservabilityBuilder};
 
 /// Parses the process's arguments and environment into `T`. On `--help` and
 /// `--version`, prints them and exits 0; on a bad setting, prints one line
@@ -25,6 +26,21 @@ pub fn parse_or_exit<T: Parser>() -> T {
             std::process::exit(2)
         }
     }
+}
+
+/// Builds and installs observability, or prints one line `error: …` and
+/// exits: status 2 for a bad setting (as for a bad flag), 1 for anything
+/// else (the metrics port in use, a logger installed already).
+/// `metrics_port_setting` names the flag and variable of the metrics
+/// address, for the message when it cannot be bound.
+pub fn install_or_exit(builder: ObservabilityBuilder, metrics_port_setting: &str) -> Observability {
+    builder.install().unwrap_or_else(|err| {
+        match err.metrics_server() {
+            Some(_) => eprintln!("error: {err} (set by {metrics_port_setting})"),
+            None => eprintln!("error: {err}"),
+        }
+        std::process::exit(if err.is_bad_setting() { 2 } else { 1 })
+    })
 }
 
 /// The exit status of a service whose `run` returned `result`: success, or
@@ -102,7 +118,7 @@ pub struct TelemetryArgs {
 
     /// Log line format: json (Cloud Logging), text, or auto (text on a
     /// terminal, else JSON).
-    #[arg(long, env = "LOG_FORMAT", default_value = "auto", value_parser = LogFormat::parse,
+    #[arg(long, env = "LOG_FORMAT", default_value = "auto", value_parser = parse_log_format,
           help_heading = "Logging")]
     pub log_format: LogFormat,
 }
@@ -138,38 +154,24 @@ impl TelemetryArgs {
         })
     }
 
-    /// Traces and logs together, as a service binary starts them: the
-    /// tracer from `config` (usually [`config_or_exit`](Self::config_or_exit))
-    /// for the service `name` at `version`, then the log subscriber in
-    /// [`log_format`](Self::log_format), naming traces by the detected
-    /// Google Cloud project. The span and log-line drop counters go on
-    /// `registry`. Keep the guard until the end of `main`: dropping it writes
-    /// the last log lines.
-    ///
-    /// # Errors
-    ///
-    /// [`TelemetryError`] for an exporter that cannot be built, counters
-    /// registered twice, or a second logger.
-    pub fn start(
-        &self,
-        config: TelemetryConfig,
-        name: &str,
-        version: &str,
-        registry: &prometheus::Registry,
-    ) -> Result<(Telemetry, FlushGuard), TelemetryError> {
-        let telemetry = Telemetry::builder()
-            .config(config)
-            .default_service_name(name)
-            .service_version(version)
-            .registry(registry.clone())
-            .build()?;
-        let flush_logs = Logging::builder()
-            .format(self.log_format)
-            .gcp_project_id(telemetry.gcp_project_id())
-            .registry(registry.clone())
-            .init()?;
-        Ok((telemetry, flush_logs))
+    /// An [`Observability`] builder with these settings: the `OTEL_*`
+    /// values (or one line naming the bad one, and exit 2) and the log
+    /// format. Add the service's own settings and
+    /// [`install_or_exit`] it.
+    pub fn builder(&self) -> ObservabilityBuilder {
+        self.apply(Observability::builder())
     }
+
+    /// `builder` with these settings (see [`builder`](Self::builder)).
+    pub fn apply(&self, builder: ObservabilityBuilder) -> ObservabilityBuilder {
+        builder
+            .telemetry_config(self.config_or_exit())
+            .log_format(self.log_format)
+    }
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, LogFormatError> {
+    LogFormat::parse(text)
 }
 
 #[cfg(test)]

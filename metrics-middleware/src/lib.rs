@@ -55,6 +55,8 @@ pub mod cli;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_server;
+pub mod middleware;
+pub mod observability;
 pub mod process;
 pub mod telemetry;
 pub mod text_format;
@@ -63,8 +65,19 @@ pub use metrics::{
     BuildError, Dimension, HttpMetrics, HttpMetricsBuilder, MetricSpec, Naming, RouteCounter,
 };
 pub use metrics_server::{MetricsServer, MetricsServerBuilder, MetricsServerError};
+pub use middleware::{Exclude, ObservabilityMiddleware};
+pub use observability::{Observability, ObservabilityBuilder, SetupError, ShutdownError};
 pub use process::BuildInfo;
 
 /// The `prometheus` crate this library records into, re-exported so that an
 /// application registers its own metrics with the very same version.
 pub use prometheus;
+
+/// The OpenTelemetry API this library is built on (0.32), re-exported so that
+/// an application names the very same `Context`, `Tracer` and propagators:
+/// a second version in the build would be a different type.
+pub use opentelemetry;
+/// The OpenTelemetry SDK (0.32), for the tracer provider and its types.
+pub use opentelemetry_sdk;
+/// The `tracing-subscriber` version of this crate's layers.
+pub use tracing_subscriber;

@@ -5,9 +5,10 @@
 //! The server runs one Actix worker; a scrape takes a few milliseconds even
 //! with thousands of series, so one is plenty.
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::thread::JoinHandle;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use prometheus::Registry;
@@ -95,10 +96,17 @@ impl MetricsServerBuilder {
     ///
     /// [`MetricsServerError`], naming the address, if it cannot be bound.
     pub fn run(self) -> Result<Server, MetricsServerError> {
+        let addr = self.addr;
+        let listener =
+            TcpListener::bind(addr).map_err(|source| MetricsServerError { addr, source })?;
+        self.serve(listener)
+            .map_err(|source| MetricsServerError { addr, source })
+    }
+
+    fn serve(self, listener: TcpListener) -> io::Result<Server> {
         let registry = web::Data::new(self.registry);
         let path = self.path;
-        let addr = self.addr;
-        let server = HttpServer::new(move || {
+        Ok(HttpServer::new(move || {
             App::new()
                 .app_data(registry.clone())
                 .route(&path, web::get().to(scrape))
@@ -106,9 +114,87 @@ impl MetricsServerBuilder {
         .workers(1)
         .disable_signals()
         .shutdown_timeout(1)
-        .bind(addr)
-        .map_err(|source| MetricsServerError { addr, source })?
-        .run();
-        Ok(server)
+        .listen(listener)?
+        .run())
+    }
+
+    /// Binds the port and serves it from a thread of its own, whatever
+    /// runtime the application uses (`#[actix_web::main]`, `#[tokio::main]`
+    /// or none). Stop it with [`RunningMetricsServer::stop`] once the
+    /// application server has drained.
+    ///
+    /// # Errors
+    ///
+    /// [`MetricsServerError`], naming the address, if it cannot be bound.
+    pub fn spawn(self) -> Result<RunningMetricsServer, MetricsServerError> {
+        let addr = self.addr;
+        let error = |source| MetricsServerError { addr, source };
+        let listener = TcpListener::bind(addr).map_err(error)?;
+        let local_addr = listener.local_addr().map_err(error)?;
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("metrics-server".to_owned())
+            .spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    match self.serve(listener) {
+                        Ok(server) => {
+                            let _ = started_tx.send(Ok(server.handle()));
+                            server.await
+                        }
+                        Err(err) => {
+                            let _ = started_tx.send(Err(err));
+                            Ok(())
+                        }
+                    }
+                })
+            })
+            .map_err(error)?;
+        let handle = match started.recv() {
+            Ok(Ok(handle)) => handle,
+            Ok(Err(source)) => return Err(error(source)),
+            Err(_) => return Err(error(io::Error::other("the metrics server thread ended"))),
+        };
+        Ok(RunningMetricsServer {
+            addr: local_addr,
+            handle,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A metrics server running on its own thread; see
+/// [`MetricsServerBuilder::spawn`].
+#[derive(Debug)]
+pub struct RunningMetricsServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl RunningMetricsServer {
+    /// The address it listens on (with the port the system chose, if 0 was
+    /// asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, finishes the scrapes in progress (at most a second)
+    /// and waits for the thread to end.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            // The command is sent at once; its completion is the thread's end.
+            drop(self.handle.stop(true));
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RunningMetricsServer {
+    fn drop(&mut self) {
+        self.stop_now();
     }
 }

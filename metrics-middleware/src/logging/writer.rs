@@ -121,6 +121,11 @@ impl BufferedWriter {
     pub fn dropped_lines(&self) -> u64 {
         self.shared.dropped.get()
     }
+
+    /// Buffers one whole line (ending in a newline).
+    pub(crate) fn write_line(&self, line: &[u8], urgent: bool) {
+        self.shared.write_line(line, urgent);
+    }
 }
 
 fn write_lines(shared: &Shared, mut sink: impl Write) {
@@ -167,24 +172,32 @@ impl std::fmt::Debug for Shared {
 
 impl Write for LineWriter<'_> {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        let mut pending = self.shared.lock();
-        if pending.bytes.len() + line.len() > self.shared.max_bytes {
-            drop(pending);
-            self.shared.dropped.inc();
-            return Ok(line.len());
-        }
-        pending.bytes.extend_from_slice(line);
-        let wake = self.urgent || pending.bytes.len() >= FLUSH_AT_BYTES;
-        pending.urgent |= self.urgent;
-        drop(pending);
-        if wake {
-            self.shared.wake.notify_one();
-        }
+        self.shared.write_line(line, self.urgent);
         Ok(line.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Shared {
+    /// Buffers one whole line, or drops and counts it if the buffer is
+    /// full; `urgent` lines (warnings, errors) wake the writer at once.
+    fn write_line(&self, line: &[u8], urgent: bool) {
+        let mut pending = self.lock();
+        if pending.bytes.len() + line.len() > self.max_bytes {
+            drop(pending);
+            self.dropped.inc();
+            return;
+        }
+        pending.bytes.extend_from_slice(line);
+        let wake = urgent || pending.bytes.len() >= FLUSH_AT_BYTES;
+        pending.urgent |= urgent;
+        drop(pending);
+        if wake {
+            self.wake.notify_one();
+        }
     }
 }
 

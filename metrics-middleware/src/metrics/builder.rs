@@ -7,6 +7,7 @@ use prometheus::Registry;
 use super::instruments::{InstrumentSettings, Instruments};
 use super::middleware::{HttpMetrics, Shared};
 use super::{BuildError, Naming};
+use crate::middleware::{Exclude, ObservabilityMiddleware};
 use crate::process::{self, BuildInfo};
 
 /// Response size buckets in bytes: powers of four from 64 B to 16 MiB.
@@ -41,7 +42,7 @@ pub struct HttpMetricsBuilder {
     const_labels: HashMap<String, String>,
     duration_buckets: Option<Vec<f64>>,
     size_buckets: Vec<f64>,
-    excluded_paths: HashSet<String>,
+    exclusions: Vec<Exclude>,
     excluded_statuses: HashSet<StatusCode>,
     unmatched_route: String,
     mask_unmatched: bool,
@@ -58,7 +59,7 @@ impl Default for HttpMetricsBuilder {
             const_labels: HashMap::new(),
             duration_buckets: None,
             size_buckets: DEFAULT_SIZE_BUCKETS.to_vec(),
-            excluded_paths: HashSet::new(),
+            exclusions: Vec::new(),
             excluded_statuses: HashSet::new(),
             unmatched_route: DEFAULT_UNMATCHED_ROUTE.to_owned(),
             mask_unmatched: true,
@@ -108,8 +109,15 @@ impl HttpMetricsBuilder {
     }
 
     /// Requests to this exact path are not measured (probes, for example).
-    pub fn exclude_path(mut self, path: impl Into<String>) -> Self {
-        self.excluded_paths.insert(path.into());
+    pub fn exclude_path(self, path: impl Into<String>) -> Self {
+        self.exclude(Exclude::path(path))
+    }
+
+    /// Requests that match `rule` are not measured. (With
+    /// [`Observability`](crate::Observability), give rules to its builder
+    /// instead: they apply to metrics and spans alike.)
+    pub fn exclude(mut self, rule: Exclude) -> Self {
+        self.exclusions.push(rule);
         self
     }
 
@@ -149,6 +157,12 @@ impl HttpMetricsBuilder {
         self
     }
 
+    /// The exclusion rules given so far, taken out (the entry point applies
+    /// them to every signal).
+    pub(crate) fn take_exclusions(&mut self) -> Vec<Exclude> {
+        std::mem::take(&mut self.exclusions)
+    }
+
     /// Checks every setting and registers the metrics.
     ///
     /// # Errors
@@ -180,14 +194,18 @@ impl HttpMetricsBuilder {
             process::register(&registry, &info)?;
         }
 
-        Ok(HttpMetrics::from_shared(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             registry,
             instruments,
-            excluded_paths: self.excluded_paths.into_iter().collect(),
             excluded_statuses: self.excluded_statuses.into_iter().collect(),
             unmatched_route: self.unmatched_route,
             mask_unmatched: self.mask_unmatched,
-        })))
+        });
+        let mut middleware = ObservabilityMiddleware::builder().metrics_shared(Arc::clone(&shared));
+        for rule in self.exclusions {
+            middleware = middleware.exclude(rule);
+        }
+        Ok(HttpMetrics::from_parts(shared, middleware.build()))
     }
 }
 

@@ -89,12 +89,17 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    pub(crate) fn record(&self, duration_seconds: f64, request_bytes: u64, response_bytes: u64) {
+    pub(crate) fn record(
+        &self,
+        duration_seconds: Option<f64>,
+        request_bytes: u64,
+        response_bytes: u64,
+    ) {
         if let Some(counter) = &self.requests_total {
             counter.inc();
         }
-        if let Some(histogram) = &self.request_duration {
-            histogram.observe(duration_seconds);
+        if let (Some(histogram), Some(duration)) = (&self.request_duration, duration_seconds) {
+            histogram.observe(duration);
         }
         if let Some(histogram) = &self.request_size {
             histogram.observe(request_bytes as f64);

@@ -22,13 +22,13 @@ pub(crate) fn method_label(method: &Method) -> &'static str {
 
 /// The route label of one request, decided when its response starts.
 #[derive(Debug)]
-pub(crate) enum RouteLabel {
+pub(crate) enum RouteLabel<'a> {
     /// The matched route template, such as `/users/{id}`.
-    Template(String),
+    Template(&'a str),
     /// No route matched: the configured mask value.
     Unmatched,
     /// No route matched and masking is off: the raw path.
-    RawPath(String),
+    RawPath(&'a str),
 }
 
 #[cfg(test)]

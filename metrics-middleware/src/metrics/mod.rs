@@ -22,20 +22,20 @@
 //! reproduces `prometheus_flask_exporter`, so that dashboards built on the
 //! Python service keep working.
 
-mod body;
 mod builder;
 mod error;
 mod instruments;
 pub(crate) mod labels;
 mod middleware;
 mod naming;
+pub(crate) mod request;
 mod route_counter;
-mod series_cache;
+pub(crate) mod series_cache;
 
-pub use body::RecordingBody;
 pub use builder::{HttpMetricsBuilder, DEFAULT_UNMATCHED_ROUTE};
 pub use error::BuildError;
-pub use middleware::{HttpMetrics, HttpMetricsService, MetricsFuture};
+pub use middleware::HttpMetrics;
+pub(crate) use middleware::Shared;
 pub use naming::{Dimension, MetricSpec, Naming, FLASK_EXPORTER_BUCKETS};
 pub use route_counter::{RouteCounter, RouteCounterService};
 pub(crate) use series_cache::FxBuildHasher;

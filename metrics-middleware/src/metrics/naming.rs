@@ -186,6 +186,21 @@ impl Naming {
         }
     }
 
+    /// No request metrics at all, for a process without an HTTP server of
+    /// its own that still wants the rest (process metrics, a scrape port,
+    /// traces and logs).
+    pub fn none() -> Self {
+        Self {
+            requests_total: None,
+            request_duration: None,
+            requests_in_flight: None,
+            request_size: None,
+            response_size: None,
+            exporter_info: None,
+            duration_buckets: Self::standard().duration_buckets,
+        }
+    }
+
     /// The request counter.
     #[must_use]
     pub fn requests_total(mut self, spec: impl Into<Option<MetricSpec>>) -> Self {

@@ -1,47 +1,67 @@
-//! The server span's semantic-convention attributes, built cheaply.
+//! The server span's semantic-convention attributes, validated, bounded and
+//! built cheaply.
 //!
-//! Each worker keeps what repeats from request to request: the `Host` and
-//! `User-Agent` values and the client address of the last request (one entry
-//! each, compared byte for byte), and the span name and `http.route` value of
-//! each route template. A repeat costs a reference count instead of a new
-//! `String`. Measured with callgrind on the hello route: the attributes went
-//! from about 4,700 instructions per request (through actix's
-//! `ConnectionInfo`, which copies every value into new strings) to the
-//! figure in the README's benchmarks.
+//! Each worker keeps what repeats from request to request: the last `Host`,
+//! `User-Agent`, client address and path (one entry each, compared byte for
+//! byte). A repeat costs a reference count instead of a new `String`.
+//!
+//! Client-supplied values are checked before they are kept (see
+//! [`limits`](super::limits)): `X-Forwarded-For` must start with an IP
+//! address, `X-Forwarded-Proto` must be `http` or `https`, a host must be a
+//! host name or address with an optional port; the path and `User-Agent`
+//! are cut to their bounds. What fails is ignored and counted.
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Version;
-use opentelemetry::{KeyValue, StringValue};
+use opentelemetry::StringValue;
 
-use crate::metrics::FxBuildHasher;
-
-/// The most route templates whose names are kept; past it (an app with
-/// more routes than that), names are built per request.
-const MAX_ROUTES: usize = 512;
-
-/// Attributes set when a span starts: this many at most, so that the span's
-/// attribute vector is allocated once.
-pub(crate) const START_ATTRIBUTES: usize = 12;
+use super::limits::{
+    Field, Reason, Rejections, MAX_FORWARDED_FOR_SCAN, MAX_HOST_LEN, MAX_PATH_LEN,
+    MAX_USER_AGENT_LEN,
+};
+use super::record::HttpAttributes;
 
 /// One worker's remembered values; see the module docs.
 #[derive(Default)]
 pub(crate) struct AttributeCache {
-    host: RefCell<Option<(HeaderValue, StringValue, Option<i64>)>>,
-    user_agent: RefCell<Option<(HeaderValue, StringValue, ())>>,
+    host: Remembered<Option<(StringValue, Option<u16>)>>,
+    user_agent: Remembered<StringValue>,
     client: RefCell<Option<(IpAddr, StringValue)>>,
-    routes: RefCell<HashMap<Box<str>, RouteNames, FxBuildHasher>>,
+    path: RefCell<Option<StringValue>>,
 }
 
-/// A route's `http.route` value and its span name per method.
-struct RouteNames {
-    route: StringValue,
-    names: Vec<(&'static str, &'static str)>,
+/// The last header value seen and what was made of it.
+struct Remembered<T>(RefCell<Option<(HeaderValue, T)>>);
+
+impl<T> Default for Remembered<T> {
+    fn default() -> Self {
+        Self(RefCell::new(None))
+    }
 }
+
+impl<T: Clone> Remembered<T> {
+    /// What `make` makes of `value`, from the last call when the value is
+    /// the same.
+    fn get(&self, value: &HeaderValue, make: impl FnOnce(&[u8]) -> T) -> T {
+        let mut last = self.0.borrow_mut();
+        if let Some((known, made)) = &*last {
+            if known == value {
+                return made.clone();
+            }
+        }
+        let made = make(value.as_bytes());
+        *last = Some((value.clone(), made.clone()));
+        made
+    }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 impl AttributeCache {
     /// The attributes known when the request arrives.
@@ -49,94 +69,158 @@ impl AttributeCache {
         &self,
         req: &ServiceRequest,
         method: &'static str,
-        into: &mut Vec<KeyValue>,
-    ) {
+        rejections: &Rejections,
+    ) -> HttpAttributes {
         let headers = req.headers();
-        into.push(KeyValue::new("http.request.method", method));
-        into.push(KeyValue::new("url.path", req.path().to_owned()));
-        into.push(KeyValue::new(
-            "network.protocol.version",
-            match req.version() {
+        let mut attributes = HttpAttributes {
+            method,
+            path: self.path(req.path(), rejections),
+            protocol: match req.version() {
                 Version::HTTP_09 => "0.9",
                 Version::HTTP_10 => "1.0",
                 Version::HTTP_2 => "2",
                 Version::HTTP_3 => "3",
                 _ => "1.1",
             },
-        ));
-
-        // Behind a proxy or Google's load balancer, the X-Forwarded-*
-        // headers say what the client saw; `Forwarded` is rare enough to
-        // leave to actix's own parser.
-        if headers.contains_key(header::FORWARDED) {
-            let info = req.connection_info();
-            into.push(KeyValue::new("url.scheme", info.scheme().to_owned()));
-            let (address, port) = split_host(info.host());
-            into.push(KeyValue::new("server.address", address.to_owned()));
-            if let Some(port) = port {
-                into.push(KeyValue::new("server.port", port));
-            }
-            if let Some(client) = info.realip_remote_addr() {
-                into.push(KeyValue::new("client.address", client_address(client)));
-            }
-        } else {
-            let scheme = match first_value(headers, &X_FORWARDED_PROTO) {
-                Some("https") => "https",
-                Some("http") => "http",
-                Some(other) => return self.finish(req, other.to_owned(), into),
-                None if req.app_config().secure() => "https",
-                None => "http",
-            };
-            self.finish(req, scheme, into);
+            scheme: if req.app_config().secure() {
+                "https"
+            } else {
+                "http"
+            },
+            server_address: None,
+            server_port: None,
+            client_address: None,
+            user_agent: None,
+            status_code: 0,
+            route: None,
+            error: None,
+            extra: Vec::new(),
+        };
+        if let Some(agent) = headers.get(header::USER_AGENT) {
+            attributes.user_agent = Some(self.user_agent.get(agent, |bytes| {
+                if bytes.len() > MAX_USER_AGENT_LEN {
+                    rejections.count(Field::UserAgent, Reason::Truncated);
+                }
+                bounded_text(bytes, MAX_USER_AGENT_LEN)
+            }));
         }
+        // `Forwarded` (RFC 7239) is rare enough to leave to actix's parser;
+        // what it yields is checked the same way.
+        if headers.contains_key(header::FORWARDED) {
+            self.forwarded(req, &mut attributes, rejections);
+        } else {
+            self.x_forwarded(req, &mut attributes, rejections);
+        }
+        attributes
     }
 
-    fn finish(
+    fn x_forwarded(
         &self,
         req: &ServiceRequest,
-        scheme: impl Into<StringValue>,
-        into: &mut Vec<KeyValue>,
+        attributes: &mut HttpAttributes,
+        rejections: &Rejections,
     ) {
         let headers = req.headers();
-        into.push(KeyValue::new("url.scheme", scheme.into()));
-        let host = headers
-            .get(&X_FORWARDED_HOST)
-            .or_else(|| headers.get(header::HOST));
+        if let Some(proto) = headers.get(&X_FORWARDED_PROTO) {
+            match scheme(first_element(proto.as_bytes(), 16)) {
+                Some(scheme) => attributes.scheme = scheme,
+                None => rejections.count(Field::ForwardedProto, Reason::Malformed),
+            }
+        }
+        let mut host = None;
+        if let Some(forwarded_host) = headers.get(&X_FORWARDED_HOST) {
+            host = self.host(forwarded_host, Field::ForwardedHost, rejections);
+        }
+        if host.is_none() {
+            if let Some(value) = headers.get(header::HOST) {
+                host = self.host(value, Field::Host, rejections);
+            }
+        }
         let (address, port) = match host {
-            Some(host) => remembered(&self.host, host, |text| {
-                let (address, port) = split_host(text);
-                (StringValue::from(Arc::<str>::from(address)), port)
-            }),
+            Some(host) => host,
             // HTTP/2's `:authority`, else the server's configured name, as
-            // actix's `ConnectionInfo` does.
+            // actix's `ConnectionInfo` does; both come from the server side.
             None => {
                 let authority = req.uri().authority().map(|a| a.as_str());
-                let (address, port) =
-                    split_host(authority.unwrap_or_else(|| req.app_config().host()));
-                (StringValue::from(address.to_owned()), port)
-            }
-        };
-        into.push(KeyValue::new("server.address", address));
-        if let Some(port) = port {
-            into.push(KeyValue::new("server.port", port));
-        }
-        match first_value(headers, &X_FORWARDED_FOR) {
-            Some(client) => into.push(KeyValue::new("client.address", client_address(client))),
-            None => {
-                if let Some(peer) = req.peer_addr() {
-                    into.push(KeyValue::new("client.address", self.client(peer.ip())));
+                let name = authority.unwrap_or_else(|| req.app_config().host());
+                match parse_host(name.as_bytes()) {
+                    Some((address, port)) => (StringValue::from(address.to_owned()), port),
+                    None => return self.client(req, attributes, rejections),
                 }
             }
+        };
+        attributes.server_address = Some(address);
+        attributes.server_port = port;
+        self.client(req, attributes, rejections);
+    }
+
+    fn client(
+        &self,
+        req: &ServiceRequest,
+        attributes: &mut HttpAttributes,
+        rejections: &Rejections,
+    ) {
+        if let Some(forwarded_for) = req.headers().get(&X_FORWARDED_FOR) {
+            let first = first_element(forwarded_for.as_bytes(), MAX_FORWARDED_FOR_SCAN);
+            match parse_ip(first) {
+                Some(ip) => {
+                    attributes.client_address = Some(self.ip(ip));
+                    return;
+                }
+                None => rejections.count(Field::ForwardedFor, Reason::Malformed),
+            }
         }
-        if let Some(agent) = headers.get(header::USER_AGENT) {
-            let (agent, ()) = remembered(&self.user_agent, agent, |text| {
-                (StringValue::from(Arc::<str>::from(text)), ())
-            });
-            into.push(KeyValue::new("user_agent.original", agent));
+        if let Some(peer) = req.peer_addr() {
+            attributes.client_address = Some(self.ip(peer.ip()));
         }
     }
 
-    fn client(&self, ip: IpAddr) -> StringValue {
+    fn forwarded(
+        &self,
+        req: &ServiceRequest,
+        attributes: &mut HttpAttributes,
+        rejections: &Rejections,
+    ) {
+        let info = req.connection_info();
+        match scheme(info.scheme().as_bytes()) {
+            Some(scheme) => attributes.scheme = scheme,
+            None => rejections.count(Field::Forwarded, Reason::Malformed),
+        }
+        match parse_host(info.host().as_bytes()) {
+            Some((address, port)) => {
+                attributes.server_address = Some(StringValue::from(address.to_owned()));
+                attributes.server_port = port;
+            }
+            None => rejections.count(Field::Forwarded, Reason::Malformed),
+        }
+        match info.realip_remote_addr().map(|a| parse_ip(a.as_bytes())) {
+            Some(Some(ip)) => attributes.client_address = Some(self.ip(ip)),
+            Some(None) => rejections.count(Field::Forwarded, Reason::Malformed),
+            None => {}
+        }
+    }
+
+    fn host(
+        &self,
+        value: &HeaderValue,
+        field: Field,
+        rejections: &Rejections,
+    ) -> Option<(StringValue, Option<u16>)> {
+        self.host.get(value, |bytes| {
+            if bytes.len() > MAX_HOST_LEN {
+                rejections.count(field, Reason::Oversized);
+                return None;
+            }
+            let parsed = parse_host(first_element(bytes, MAX_HOST_LEN))
+                .map(|(address, port)| (StringValue::from(Arc::<str>::from(address)), port));
+            if parsed.is_none() {
+                rejections.count(field, Reason::Malformed);
+            }
+            parsed
+        })
+    }
+
+    fn ip(&self, ip: IpAddr) -> StringValue {
         let mut last = self.client.borrow_mut();
         match &*last {
             Some((known, text)) if *known == ip => text.clone(),
@@ -148,112 +232,106 @@ impl AttributeCache {
         }
     }
 
-    /// The span name `{method} {route}` and the `http.route` value.
-    pub(crate) fn route(&self, method: &'static str, route: String) -> (SpanName, StringValue) {
-        let mut routes = self.routes.borrow_mut();
-        if let Some(names) = routes.get_mut(route.as_str()) {
-            let value = names.route.clone();
-            if let Some((_, name)) = names.names.iter().find(|(m, _)| *m == method) {
-                return (SpanName::Static(name), value);
+    fn path(&self, path: &str, rejections: &Rejections) -> StringValue {
+        let mut last = self.path.borrow_mut();
+        if let Some(known) = &*last {
+            if known.as_str() == path {
+                return known.clone();
             }
-            // Methods are the fixed set of `method_label`, so each route
-            // gains at most a dozen names.
-            let name: &'static str = Box::leak(format!("{method} {route}").into_boxed_str());
-            names.names.push((method, name));
-            return (SpanName::Static(name), value);
         }
-        if routes.len() >= MAX_ROUTES {
-            return (
-                SpanName::Owned(format!("{method} {route}")),
-                StringValue::from(route),
-            );
+        if path.len() > MAX_PATH_LEN {
+            rejections.count(Field::Path, Reason::Truncated);
+            // Not remembered: an over-long path is an outlier.
+            return bounded_text(path.as_bytes(), MAX_PATH_LEN);
         }
-        // Route templates come from the application's code, not from
-        // clients, and are capped above: leaking each name once is bounded
-        // and spares a `String` per request, since span names must be
-        // `'static` to be shared.
-        let name: &'static str = Box::leak(format!("{method} {route}").into_boxed_str());
-        let value = StringValue::from(Arc::<str>::from(route.as_str()));
-        routes.insert(
-            route.into_boxed_str(),
-            RouteNames {
-                route: value.clone(),
-                names: vec![(method, name)],
-            },
-        );
-        (SpanName::Static(name), value)
+        let value = StringValue::from(Arc::<str>::from(path));
+        *last = Some(value.clone());
+        value
     }
 }
 
-/// A span name, shared when the route is known.
-pub(crate) enum SpanName {
-    Static(&'static str),
-    Owned(String),
+/// The first comma-separated element of a header value (the original
+/// client's, for `X-Forwarded-*`), trimmed, looked for within `scan` bytes.
+pub(crate) fn first_element(value: &[u8], scan: usize) -> &[u8] {
+    let window = &value[..value.len().min(scan)];
+    let first = match window.iter().position(|&b| b == b',') {
+        Some(comma) => &window[..comma],
+        // No comma within the window: the whole value, if it fits.
+        None if value.len() <= scan => window,
+        None => &[],
+    };
+    first.trim_ascii()
 }
 
-impl From<SpanName> for std::borrow::Cow<'static, str> {
-    fn from(name: SpanName) -> Self {
-        match name {
-            SpanName::Static(name) => name.into(),
-            SpanName::Owned(name) => name.into(),
-        }
+/// `http` or `https`, whatever the case.
+fn scheme(value: &[u8]) -> Option<&'static str> {
+    if value.eq_ignore_ascii_case(b"https") {
+        Some("https")
+    } else if value.eq_ignore_ascii_case(b"http") {
+        Some("http")
+    } else {
+        None
     }
 }
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
-/// The first of a comma-separated header's values (the original client's,
-/// for `X-Forwarded-*`).
-fn first_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    let value = headers.get(name)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    (!first.is_empty()).then_some(first)
-}
-
-/// The value for `header`, from the one-entry `cache` when the header is the
-/// same as last time.
-fn remembered<T: Clone>(
-    cache: &RefCell<Option<(HeaderValue, StringValue, T)>>,
-    header: &HeaderValue,
-    make: impl FnOnce(&str) -> (StringValue, T),
-) -> (StringValue, T) {
-    let mut cache = cache.borrow_mut();
-    if let Some((known, value, extra)) = &*cache {
-        if known == header {
-            return (value.clone(), extra.clone());
-        }
-    }
-    let text = String::from_utf8_lossy(header.as_bytes());
-    let (value, extra) = make(&text);
-    *cache = Some((header.clone(), value.clone(), extra.clone()));
-    (value, extra)
-}
-
-/// An address from a header or `ConnectionInfo`: `ip`, `ip:port`,
-/// `[v6]:port` or a bare IPv6 address, to the address alone.
-fn client_address(text: &str) -> String {
+/// An IP address, with or without a port or brackets.
+pub(crate) fn parse_ip(value: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(value).ok()?;
     if let Ok(socket) = text.parse::<SocketAddr>() {
-        return socket.ip().to_string();
+        return Some(socket.ip());
     }
-    text.trim_matches(['[', ']']).to_owned()
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()
 }
 
-/// `host:port`, `[v6]:port`, `host` or `[v6]` into the address (without
-/// brackets) and the port.
-fn split_host(host: &str) -> (&str, Option<i64>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        return match rest.split_once(']') {
-            Some((address, port)) => (address, port.strip_prefix(':').and_then(|p| p.parse().ok())),
-            None => (rest, None),
+/// `host`, `host:port`, `[v6]`, `[v6]:port` (or a bare IPv6 address) into
+/// the address (without brackets) and the port; `None` unless the host is a
+/// registered name or an address as RFC 3986 writes them.
+fn parse_host(value: &[u8]) -> Option<(&str, Option<u16>)> {
+    if value.is_empty() || value.len() > MAX_HOST_LEN {
+        return None;
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let port = |digits: &str| -> Option<Option<u16>> {
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u16>().ok().map(Some)
+    };
+    if let Some(rest) = text.strip_prefix('[') {
+        let (address, after) = rest.split_once(']')?;
+        address.parse::<Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            _ => port(after.strip_prefix(':')?)?,
         };
+        return Some((address, port));
     }
-    match host.rsplit_once(':') {
-        // A bare IPv6 address has colons but no port.
-        Some((address, port)) if !address.contains(':') => (address, port.parse().ok()),
-        _ => (host, None),
+    if text.bytes().filter(|&b| b == b':').count() > 1 {
+        // A bare IPv6 address: no port can be told apart.
+        text.parse::<Ipv6Addr>().ok()?;
+        return Some((text, None));
     }
+    let (name, port) = match text.split_once(':') {
+        Some((name, digits)) => (name, port(digits)?),
+        None => (text, None),
+    };
+    let name_char =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'%');
+    (!name.is_empty() && name.bytes().all(name_char)).then_some((name, port))
+}
+
+/// Text of at most `max` bytes, cut at a character boundary; bytes that are
+/// not UTF-8 become U+FFFD.
+fn bounded_text(bytes: &[u8], max: usize) -> StringValue {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    StringValue::from(Arc::<str>::from(&text[..end]))
 }
 
 #[cfg(test)]
@@ -261,35 +339,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hosts_split_into_address_and_port() {
-        assert_eq!(split_host("example.com:8080"), ("example.com", Some(8080)));
-        assert_eq!(split_host("example.com"), ("example.com", None));
-        assert_eq!(split_host("[::1]:9000"), ("::1", Some(9000)));
-        assert_eq!(split_host("[::1]"), ("::1", None));
-        assert_eq!(split_host("2001:db8::1"), ("2001:db8::1", None));
-    }
-
-    #[test]
-    fn client_addresses_lose_their_port_but_not_their_ipv6_colons() {
-        assert_eq!(client_address("203.0.113.7"), "203.0.113.7");
-        assert_eq!(client_address("203.0.113.7:51000"), "203.0.113.7");
-        assert_eq!(client_address("[2001:db8::1]:443"), "2001:db8::1");
-        assert_eq!(client_address("2001:db8::1"), "2001:db8::1");
-    }
-
-    #[test]
-    fn route_names_are_made_once_per_route_and_method() {
-        let cache = AttributeCache::default();
-        let (first, route) = cache.route("GET", "/users/{id}".to_owned());
-        let (again, _) = cache.route("GET", "/users/{id}".to_owned());
-        let (post, _) = cache.route("POST", "/users/{id}".to_owned());
-        let name = |n: SpanName| std::borrow::Cow::from(n).into_owned();
-        assert_eq!(route.as_str(), "/users/{id}");
-        match (&first, &again) {
-            (SpanName::Static(a), SpanName::Static(b)) => assert!(std::ptr::eq(*a, *b)),
-            _ => panic!("names are shared"),
+    fn hosts_split_into_address_and_port_and_junk_is_refused() {
+        assert_eq!(
+            parse_host(b"example.com:8080"),
+            Some(("example.com", Some(8080)))
+        );
+        assert_eq!(parse_host(b"example.com"), Some(("example.com", None)));
+        assert_eq!(parse_host(b"[::1]:9000"), Some(("::1", Some(9000))));
+        assert_eq!(parse_host(b"[::1]"), Some(("::1", None)));
+        assert_eq!(parse_host(b"2001:db8::1"), Some(("2001:db8::1", None)));
+        assert_eq!(parse_host(b"10.0.0.5:8080"), Some(("10.0.0.5", Some(8080))));
+        for bad in [
+            &b""[..],
+            b":80",
+            b"example.com:",
+            b"example.com:99999",
+            b"example.com:8o",
+            b"exa mple.com",
+            b"<script>",
+            b"[not-v6]:80",
+            b"[::1]x",
+            b"a:b:c",
+        ] {
+            assert_eq!(parse_host(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(name(first), "GET /users/{id}");
-        assert_eq!(name(post), "POST /users/{id}");
+        assert_eq!(parse_host("x".repeat(MAX_HOST_LEN + 1).as_bytes()), None);
+    }
+
+    #[test]
+    fn client_addresses_must_be_addresses() {
+        assert_eq!(parse_ip(b"203.0.113.7"), "203.0.113.7".parse().ok());
+        assert_eq!(parse_ip(b"203.0.113.7:51000"), "203.0.113.7".parse().ok());
+        assert_eq!(parse_ip(b"[2001:db8::1]:443"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_ip(b"2001:db8::1"), "2001:db8::1".parse().ok());
+        assert_eq!(parse_ip(b"not-an-ip"), None);
+        assert_eq!(parse_ip(b"unknown"), None);
+    }
+
+    #[test]
+    fn only_the_first_forwarded_element_is_read_and_only_so_far() {
+        assert_eq!(
+            first_element(b" 203.0.113.9 , 10.0.0.1", 64),
+            b"203.0.113.9"
+        );
+        assert_eq!(first_element(b"203.0.113.9", 64), b"203.0.113.9");
+        let long = format!("{},10.0.0.1", "1".repeat(100));
+        assert_eq!(first_element(long.as_bytes(), 64), b"");
+        assert_eq!(scheme(first_element(b"HTTPS, http", 16)), Some("https"));
+        assert_eq!(scheme("x".repeat(10_000).as_bytes()), None);
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        let text = "é".repeat(300);
+        let cut = bounded_text(text.as_bytes(), 511);
+        assert_eq!(cut.as_str().len(), 510);
+        assert!(cut.as_str().chars().all(|c| c == 'é'));
     }
 }

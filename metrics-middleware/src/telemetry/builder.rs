@@ -1,6 +1,7 @@
 //! From settings to a running tracer: the resource (service, `OTEL_RESOURCE_ATTRIBUTES`,
 //! GKE/GCE), the sampler, the exporter behind the bounded processor, and the
 //! middleware that uses them.
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -12,15 +13,20 @@ use prometheus::Registry;
 use super::config::{ParentBasedRoot, Sampler, TelemetryConfig, TracesExporter};
 use super::error::TelemetryError;
 use super::exporters::StdoutExporter;
+use super::limits::Rejections;
 use super::middleware::RequestTracing;
 use super::processor::{BoundedBatchProcessor, BoundedBatchProcessorBuilder};
+use super::record::SCOPE_NAME as SCOPE;
 use super::resource::{GcpDetector, Resource};
+use super::server::{Mode, ServerTracer};
 
-/// The instrumentation scope of the server spans.
-const SCOPE: &str = "metrics-middleware";
+/// An exporter given in code, started on the export thread.
+type CustomExporter = Box<
+    dyn FnOnce(BoundedBatchProcessorBuilder) -> Result<BoundedBatchProcessor, TelemetryError>
+        + Send,
+>;
 
 /// Builds [`Telemetry`]; see [`Telemetry::builder`].
-#[derive(Debug)]
 #[must_use]
 pub struct TelemetryBuilder {
     config: Option<TelemetryConfig>,
@@ -29,6 +35,19 @@ pub struct TelemetryBuilder {
     registry: Option<Registry>,
     detector: Option<GcpDetector>,
     processor: Option<BoundedBatchProcessorBuilder>,
+    sampler: Option<Sampler>,
+    exporter: Option<CustomExporter>,
+}
+
+impl std::fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryBuilder")
+            .field("config", &self.config)
+            .field("default_service_name", &self.default_service_name)
+            .field("sampler", &self.sampler)
+            .field("custom_exporter", &self.exporter.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TelemetryBuilder {
@@ -79,6 +98,23 @@ impl TelemetryBuilder {
         self
     }
 
+    /// The sampler, instead of `OTEL_TRACES_SAMPLER`'s.
+    pub fn sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// Sends spans to `exporter` (any OpenTelemetry SDK exporter) instead of
+    /// the one `OTEL_TRACES_EXPORTER` names; it runs behind the same bounded
+    /// processor.
+    pub fn span_exporter<E>(mut self, exporter: E) -> Self
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + Send + 'static,
+    {
+        self.exporter = Some(Box::new(move |processor| processor.build(exporter)));
+        self
+    }
+
     /// Reads the settings (unless given), detects the resource and starts
     /// the exporter. An unreachable backend is not an error: its spans are
     /// counted as dropped once they fail.
@@ -102,14 +138,17 @@ impl TelemetryBuilder {
         );
         let exporter = if config.sdk_disabled {
             TracesExporter::None
+        } else if self.exporter.is_some() {
+            TracesExporter::Otlp
         } else {
             config.traces_exporter
         };
+        let sampler_setting = self.sampler.unwrap_or(config.sampler);
         let sampler = match exporter {
             // Nothing would be exported: record nothing, but still continue
             // the caller's trace so that log lines carry its id.
             TracesExporter::None => sdk::Sampler::AlwaysOff,
-            _ => sdk_sampler(config.sampler),
+            _ => sdk_sampler(sampler_setting),
         };
         let mut provider = SdkTracerProvider::builder()
             .with_sampler(sampler)
@@ -121,23 +160,39 @@ impl TelemetryBuilder {
                 .scheduled_delay(config.batch.schedule_delay)
                 .export_timeout(config.batch.export_timeout)
         });
-        let processor = match self.registry {
-            Some(registry) => processor.registry(registry),
+        let processor = match &self.registry {
+            Some(registry) => processor.registry(registry.clone()),
             None => processor,
         };
-        match exporter {
-            TracesExporter::None => {}
-            TracesExporter::Stdout => {
-                provider = provider.with_span_processor(processor.build(StdoutExporter::new())?);
+        let rejections = match &self.registry {
+            Some(registry) => {
+                Rejections::new(Some(registry)).map_err(|source| TelemetryError::Register {
+                    metric: "http_request_header_rejections_total",
+                    source,
+                })?
             }
-            TracesExporter::Otlp => {
-                let processor = otlp_processor(processor, &config).map_err(named("otlp"))?;
-                provider = provider.with_span_processor(processor);
+            None => Rejections::unregistered(),
+        };
+        let processor = match (exporter, self.exporter) {
+            (TracesExporter::None, _) => None,
+            (_, Some(custom)) => Some(custom(processor)?),
+            (TracesExporter::Stdout, None) => Some(processor.build(StdoutExporter::new())?),
+            (TracesExporter::Otlp, None) => {
+                Some(otlp_processor(processor, &config).map_err(named("otlp"))?)
             }
-            TracesExporter::GcpTrace => {
-                let processor = gcp_trace_processor(processor).map_err(named("gcp_trace"))?;
-                provider = provider.with_span_processor(processor);
+            (TracesExporter::GcpTrace, None) => {
+                Some(gcp_trace_processor(processor).map_err(named("gcp_trace"))?)
             }
+        };
+        let mode = match &processor {
+            Some(processor) => Mode::Record {
+                sampler: sampler_setting,
+                sink: processor.sink(),
+            },
+            None => Mode::Propagate,
+        };
+        if let Some(processor) = processor {
+            provider = provider.with_span_processor(processor);
         }
         let provider = provider.build();
         let tracer = provider.tracer(SCOPE);
@@ -146,6 +201,8 @@ impl TelemetryBuilder {
             tracer,
             resource,
             exporter,
+            exporter_defaulted: config.traces_exporter_defaulted,
+            server: Arc::new(ServerTracer::new(mode, rejections)),
         })
     }
 }
@@ -170,7 +227,7 @@ fn otlp_processor(
         OtlpProtocol::Grpc => processor.build_with(super::exporters::otlp::grpc_exporter(config)),
         OtlpProtocol::HttpProtobuf => {
             let config = config.clone();
-            processor.build_with(move || OtlpHttpExporter::new(&config))
+            processor.build_exporting(move || OtlpHttpExporter::new(&config))
         }
     }
 }
@@ -233,12 +290,25 @@ fn gcp_trace_processor(
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
     tracer: SdkTracer,
     resource: Resource,
     exporter: TracesExporter,
+    /// Whether `OTEL_TRACES_EXPORTER` was unset (and this build's default
+    /// chosen).
+    exporter_defaulted: bool,
+    server: Arc<ServerTracer>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("exporter", &self.exporter)
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Telemetry {
@@ -251,6 +321,8 @@ impl Telemetry {
             registry: None,
             detector: Some(GcpDetector::from_env()),
             processor: None,
+            sampler: None,
+            exporter: None,
         }
     }
 
@@ -266,12 +338,28 @@ impl Telemetry {
             provider,
             resource: Resource::default(),
             exporter: TracesExporter::None,
+            exporter_defaulted: false,
+            server: Arc::new(ServerTracer::new(
+                Mode::Propagate,
+                Rejections::unregistered(),
+            )),
         }
     }
 
-    /// The request-span middleware, one per app (per worker).
+    /// The request-span middleware alone (without metrics).
     pub fn middleware(&self) -> RequestTracing {
-        RequestTracing::new(self.tracer.clone())
+        RequestTracing::new(Arc::clone(&self.server))
+    }
+
+    pub(crate) fn server_tracer(&self) -> &Arc<ServerTracer> {
+        &self.server
+    }
+
+    /// The SDK's provider, for libraries that take one (and for
+    /// `opentelemetry::global`, which [`Observability`](crate::Observability)
+    /// sets).
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
     }
 
     /// The tracer, for spans of one's own (background work, clients).
@@ -301,6 +389,18 @@ impl Telemetry {
                     .ok()
                     .filter(|p| !p.is_empty())
             })
+    }
+
+    /// One line saying where spans go, once logging is up.
+    pub(crate) fn log_start(&self) {
+        match self.exporter {
+            TracesExporter::None if self.exporter_defaulted => log::info!(
+                "OTEL_TRACES_EXPORTER is unset and this build has no OTLP exporter \
+                 (cargo feature `otlp`): spans are not exported; log lines still carry \
+                 callers' traces"
+            ),
+            exporter => log::debug!("spans go to the {exporter:?} exporter"),
+        }
     }
 
     /// Sends the spans still queued and stops the exporter, within `timeout`.

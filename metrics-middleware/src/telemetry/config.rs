@@ -95,8 +95,11 @@ pub struct TelemetryConfig {
     pub service_name: Option<String>,
     /// `OTEL_RESOURCE_ATTRIBUTES`, decoded, in order.
     pub resource_attributes: Vec<(String, String)>,
-    /// `OTEL_TRACES_EXPORTER`; `otlp` if unset.
+    /// `OTEL_TRACES_EXPORTER`; if unset, `otlp` as the specification says,
+    /// or `none` in a build without the `otlp` feature.
     pub traces_exporter: TracesExporter,
+    /// Whether `OTEL_TRACES_EXPORTER` was unset.
+    pub traces_exporter_defaulted: bool,
     /// `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG`;
     /// `parentbased_always_on` if unset.
     pub sampler: Sampler,
@@ -180,8 +183,10 @@ impl TelemetryConfig {
                 _ => return Err(ConfigError::new("OTEL_SDK_DISABLED", &v, "true or false")),
             },
         };
+        let traces_exporter_defaulted = get("OTEL_TRACES_EXPORTER").is_none();
         let traces_exporter = match get("OTEL_TRACES_EXPORTER") {
-            None => TracesExporter::Otlp,
+            None if cfg!(feature = "otlp") => TracesExporter::Otlp,
+            None => TracesExporter::None,
             Some(v) => match v.as_str() {
                 "otlp" => TracesExporter::Otlp,
                 "gcp_trace" => TracesExporter::GcpTrace,
@@ -276,6 +281,7 @@ impl TelemetryConfig {
             service_name: get("OTEL_SERVICE_NAME"),
             resource_attributes,
             traces_exporter,
+            traces_exporter_defaulted,
             sampler: parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?,
             otlp_traces_endpoint,
             otlp_protocol,

@@ -48,3 +48,15 @@ pub enum TelemetryError {
     #[error(transparent)]
     Logging(#[from] crate::logging::LoggingError),
 }
+
+impl TelemetryError {
+    /// The environment variable at fault, when a setting is.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            Self::Config(err) => Some(err.variable()),
+            Self::Exporter { .. } | Self::FeatureMissing { .. } => Some("OTEL_TRACES_EXPORTER"),
+            Self::Logging(err) => err.setting(),
+            Self::Register { .. } | Self::Thread(_) => None,
+        }
+    }
+}

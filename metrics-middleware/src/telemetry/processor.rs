@@ -22,13 +22,14 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use opentelemetry::Context;
+use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 use super::error::TelemetryError;
+use super::record::{self, QueuedSpan};
 
 /// How often the export thread looks at its control channel while idle.
 const CONTROL_POLL: Duration = Duration::from_millis(50);
@@ -116,6 +117,25 @@ impl BoundedBatchProcessorBuilder {
     pub fn build_with<E, F, Err>(self, make: F) -> Result<BoundedBatchProcessor, TelemetryError>
     where
         E: SpanExporter + 'static,
+        F: FnOnce() -> Result<E, Err> + Send + 'static,
+        Err: fmt::Display,
+    {
+        self.build_exporting(move || {
+            make().map(|exporter| SdkExporter {
+                exporter,
+                scope: record::scope(),
+            })
+        })
+    }
+
+    /// Starts the export thread with one of this crate's exporters, which
+    /// take server spans as they are recorded.
+    pub(crate) fn build_exporting<E, F, Err>(
+        self,
+        make: F,
+    ) -> Result<BoundedBatchProcessor, TelemetryError>
+    where
+        E: BatchExporter,
         F: FnOnce() -> Result<E, Err> + Send + 'static,
         Err: fmt::Display,
     {
@@ -215,9 +235,8 @@ impl BoundedBatchProcessorBuilder {
             }
         }
         Ok(BoundedBatchProcessor {
-            queue,
+            sink: SpanSink { queue, queue_full },
             control: Mutex::new(control_tx),
-            queue_full,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -225,10 +244,32 @@ impl BoundedBatchProcessorBuilder {
 
 /// A span processor that never blocks the request path; see the module docs.
 pub struct BoundedBatchProcessor {
-    queue: Arc<SpanQueue>,
+    sink: SpanSink,
     control: Mutex<mpsc::Sender<Control>>,
-    queue_full: IntCounter,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Where finished spans go: the processor's queue, shared with the
+/// middleware so that server spans skip the SDK.
+#[derive(Clone)]
+pub(crate) struct SpanSink {
+    queue: Arc<SpanQueue>,
+    queue_full: IntCounter,
+}
+
+impl SpanSink {
+    /// Queues a span; when the queue is full it is dropped and counted.
+    pub(crate) fn push(&self, span: QueuedSpan) {
+        if !self.queue.push(span) {
+            self.queue_full.inc();
+        }
+    }
+}
+
+impl fmt::Debug for SpanSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanSink").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for BoundedBatchProcessor {
@@ -242,6 +283,11 @@ impl BoundedBatchProcessor {
     /// A builder with OpenTelemetry's default sizes and delays.
     pub fn builder() -> BoundedBatchProcessorBuilder {
         BoundedBatchProcessorBuilder::default()
+    }
+
+    /// The queue, for spans recorded without the SDK.
+    pub(crate) fn sink(&self) -> SpanSink {
+        self.sink.clone()
     }
 
     /// Sends a control message and waits for its answer, at most `timeout`.
@@ -269,11 +315,8 @@ impl SpanProcessor for BoundedBatchProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        if !span.span_context.is_sampled() {
-            return;
-        }
-        if !self.queue.push(span) {
-            self.queue_full.inc();
+        if span.span_context.is_sampled() {
+            self.sink.push(QueuedSpan::Sdk(span));
         }
     }
 
@@ -308,7 +351,7 @@ struct SpanQueue {
 }
 
 struct QueueState {
-    spans: Vec<SpanData>,
+    spans: Vec<QueuedSpan>,
     closed: bool,
 }
 
@@ -320,7 +363,7 @@ impl SpanQueue {
     }
 
     /// Queues `span`; false if the queue is full or closed.
-    fn push(&self, span: SpanData) -> bool {
+    fn push(&self, span: QueuedSpan) -> bool {
         let mut state = self.lock();
         if state.closed || state.spans.len() >= self.max_queue_size {
             return false;
@@ -353,7 +396,7 @@ impl SpanQueue {
 
     /// The oldest batch of queued spans (all of them if they fit), so that
     /// at most one batch is held outside the queue while it is exported.
-    fn take_batch(&self) -> Vec<SpanData> {
+    fn take_batch(&self) -> Vec<QueuedSpan> {
         let mut state = self.lock();
         if state.spans.len() <= self.max_batch_size {
             let capacity = self.max_batch_size.min(self.max_queue_size);
@@ -389,7 +432,7 @@ struct ExportWorker<E> {
     last_failure_log: Option<Instant>,
 }
 
-impl<E: SpanExporter> ExportWorker<E> {
+impl<E: BatchExporter> ExportWorker<E> {
     fn run(mut self, runtime: &tokio::runtime::Runtime) {
         let mut deadline = Instant::now() + self.scheduled_delay;
         loop {
@@ -403,7 +446,7 @@ impl<E: SpanExporter> ExportWorker<E> {
                     Ok(Control::Shutdown(reply, timeout)) => {
                         self.queue.close();
                         let result = self.drain(runtime);
-                        let _ = self.exporter.shutdown_with_timeout(timeout);
+                        self.exporter.shutdown(timeout);
                         let _ = reply.send(result);
                         return;
                     }
@@ -450,7 +493,7 @@ impl<E: SpanExporter> ExportWorker<E> {
     }
 
     /// Exports `spans`; false if they were lost.
-    fn export(&mut self, runtime: &tokio::runtime::Runtime, spans: Vec<SpanData>) -> bool {
+    fn export(&mut self, runtime: &tokio::runtime::Runtime, spans: Vec<QueuedSpan>) -> bool {
         let count = spans.len() as u64;
         // The export and its timer are made inside the runtime: both may
         // need its context.
@@ -463,7 +506,7 @@ impl<E: SpanExporter> ExportWorker<E> {
                 true
             }
             Ok(Err(err)) => {
-                self.failed(count, &err.to_string());
+                self.failed(count, &err.0);
                 false
             }
             Err(_) => {
@@ -490,5 +533,52 @@ impl<E: SpanExporter> ExportWorker<E> {
             self.failures_since_log = 0;
             self.last_failure_log = Some(Instant::now());
         }
+    }
+}
+
+/// Why an export failed, in words for the (rate-limited) failure log.
+#[derive(Debug)]
+pub(crate) struct ExportFailure(pub(crate) String);
+
+/// An exporter as the export thread drives it: a batch of queued spans at
+/// a time, on the thread's own runtime.
+pub(crate) trait BatchExporter: 'static {
+    /// Sends one batch.
+    fn export(
+        &self,
+        batch: Vec<QueuedSpan>,
+    ) -> impl std::future::Future<Output = Result<(), ExportFailure>>;
+
+    /// The process's resource, once known.
+    fn set_resource(&mut self, _resource: &Resource) {}
+
+    /// Releases what the exporter holds, within `timeout`.
+    fn shutdown(&mut self, _timeout: Duration) {}
+}
+
+/// Any SDK exporter: server spans are converted to `SpanData` first.
+struct SdkExporter<E> {
+    exporter: E,
+    scope: InstrumentationScope,
+}
+
+impl<E: SpanExporter + 'static> BatchExporter for SdkExporter<E> {
+    async fn export(&self, batch: Vec<QueuedSpan>) -> Result<(), ExportFailure> {
+        let spans: Vec<SpanData> = batch
+            .into_iter()
+            .map(|span| span.into_span_data(&self.scope))
+            .collect();
+        self.exporter
+            .export(spans)
+            .await
+            .map_err(|err| ExportFailure(err.to_string()))
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.exporter.set_resource(resource);
+    }
+
+    fn shutdown(&mut self, timeout: Duration) {
+        let _ = self.exporter.shutdown_with_timeout(timeout);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! | `OTEL_TRACES_EXPORTER` | module | cargo feature |
 //! |---|---|---|
-//! | `otlp`, `http/protobuf` | [`OtlpHttpExporter`] (our encoder, reqwest) | `otlp` (default) |
+//! | `otlp`, `http/protobuf` | `otlp_http` (our encoder, reqwest) | `otlp` (default) |
 //! | `otlp`, `grpc` | opentelemetry-otlp's tonic exporter | `otlp` (default) |
 //! | `gcp_trace` | `gcp_trace` (opentelemetry-stackdriver, deprecated upstream) | `gcp_trace` |
 //! | `stdout` | [`stdout`] | none |
@@ -21,5 +21,5 @@ mod otlp_proto;
 pub mod stdout;
 
 #[cfg(feature = "otlp")]
-pub use otlp_http::OtlpHttpExporter;
+pub(crate) use otlp_http::OtlpHttpExporter;
 pub use stdout::StdoutExporter;

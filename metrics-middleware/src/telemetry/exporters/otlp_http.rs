@@ -2,18 +2,16 @@
 //! specification's default): one `POST` of an `ExportTraceServiceRequest`
 //! per batch, encoded by [`otlp_proto`](super::otlp_proto) rather than by
 //! opentelemetry-otlp (see there for why, with the measurement).
-use std::time::Duration;
-
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
 use super::otlp_proto::{encode_request, EncodedResource};
 use crate::telemetry::config::TelemetryConfig;
+use crate::telemetry::processor::{BatchExporter, ExportFailure};
+use crate::telemetry::record::QueuedSpan;
 
 /// Sends spans to an OTLP/HTTP endpoint such as `http://collector:4318/v1/traces`.
 #[derive(Debug)]
-pub struct OtlpHttpExporter {
+pub(crate) struct OtlpHttpExporter {
     client: reqwest::Client,
     endpoint: reqwest::Url,
     headers: HeaderMap,
@@ -27,7 +25,7 @@ impl OtlpHttpExporter {
     /// # Errors
     ///
     /// A message naming the endpoint or header that cannot be used.
-    pub fn new(config: &TelemetryConfig) -> Result<Self, String> {
+    pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
         let endpoint = reqwest::Url::parse(&config.otlp_traces_endpoint)
             .map_err(|e| format!("invalid endpoint {:?}: {e}", config.otlp_traces_endpoint))?;
         let mut headers = HeaderMap::new();
@@ -55,8 +53,8 @@ impl OtlpHttpExporter {
     }
 }
 
-impl SpanExporter for OtlpHttpExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+impl BatchExporter for OtlpHttpExporter {
+    async fn export(&self, batch: Vec<QueuedSpan>) -> Result<(), ExportFailure> {
         let body = encode_request(&self.resource, &batch);
         drop(batch);
         let response = self
@@ -66,7 +64,7 @@ impl SpanExporter for OtlpHttpExporter {
             .body(body)
             .send()
             .await
-            .map_err(|e| OTelSdkError::InternalFailure(format!("POST {}: {e}", self.endpoint)))?;
+            .map_err(|e| ExportFailure(format!("POST {}: {e}", self.endpoint)))?;
         let status = response.status();
         // Read the answer to the end, so that the connection is kept.
         let answer = response.bytes().await;
@@ -76,15 +74,11 @@ impl SpanExporter for OtlpHttpExporter {
             let detail = answer
                 .map(|body| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
                 .unwrap_or_default();
-            Err(OTelSdkError::InternalFailure(format!(
+            Err(ExportFailure(format!(
                 "POST {} answered {status}: {detail}",
                 self.endpoint
             )))
         }
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
     }
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {

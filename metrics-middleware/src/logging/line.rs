@@ -1,0 +1,443 @@
+//! One log line, written straight into a byte buffer: Cloud Logging's JSON
+//! (its special fields first, the event's own fields after, typed), or
+//! readable text. Shared by the `tracing` layer, the `log` bridge and the
+//! access log, so that every line of a process looks the same.
+//!
+//! JSON lines: `severity`, `time` (RFC 3339, microseconds), `message`,
+//! `target`; inside a trace `logging.googleapis.com/trace`
+//! (`projects/PROJECT/traces/TRACE_ID`), `logging.googleapis.com/spanId` and
+//! `logging.googleapis.com/trace_sampled`; then `httpRequest` for access
+//! lines; then the event's fields, numbers and booleans as JSON numbers and
+//! booleans. An event field named like one of the line's own keys is
+//! written as `fields.NAME`, so no key appears twice.
+//!
+//! Without a Google Cloud project, the trace cannot be named as Cloud
+//! Logging links it (`projects/PROJECT/traces/ID`), so it is written as
+//! plain `trace_id`, `span_id` and `trace_sampled` fields instead.
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::TraceContextExt;
+use tracing::field::{Field, Visit};
+use tracing::Level;
+
+use super::LogFormat;
+
+/// The keys a JSON line writes itself.
+const RESERVED: [&str; 6] = [
+    "severity",
+    "time",
+    "message",
+    "target",
+    "httpRequest",
+    "trace_id",
+];
+
+/// How lines are written: the format, and the prefix that names traces.
+#[derive(Debug, Clone)]
+pub(crate) struct LineFormat {
+    pub(crate) format: LogFormat,
+    /// `projects/PROJECT/traces/`, when the project is known.
+    pub(crate) trace_prefix: Option<Box<str>>,
+}
+
+/// The trace a line belongs to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LineTrace {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+    pub(crate) sampled: bool,
+}
+
+impl LineTrace {
+    /// The trace of the OpenTelemetry context current on this thread.
+    pub(crate) fn current() -> Option<Self> {
+        opentelemetry::Context::map_current(Self::of)
+    }
+
+    /// The trace of `cx`'s span, if it has a valid one.
+    pub(crate) fn of(cx: &opentelemetry::Context) -> Option<Self> {
+        let span = cx.span();
+        let context = span.span_context();
+        context.is_valid().then(|| Self {
+            trace_id: context.trace_id().to_bytes(),
+            span_id: context.span_id().to_bytes(),
+            sampled: context.is_sampled(),
+        })
+    }
+}
+
+impl LineFormat {
+    /// Writes one line: `message` writes the message text (escaped on the
+    /// way for JSON), `fields` the event's other fields.
+    pub(crate) fn write(
+        &self,
+        out: &mut Vec<u8>,
+        level: Level,
+        target: &str,
+        trace: Option<&LineTrace>,
+        message: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
+        fields: impl FnOnce(&mut FieldWriter<'_>),
+    ) {
+        match self.format {
+            LogFormat::Json => {
+                out.extend_from_slice(b"{\"severity\":\"");
+                out.extend_from_slice(severity(level).as_bytes());
+                out.extend_from_slice(b"\",\"time\":\"");
+                write_time(out);
+                out.extend_from_slice(b"\",\"message\":\"");
+                let _ = message(&mut JsonEscape(out));
+                out.extend_from_slice(b"\",\"target\":\"");
+                let _ = JsonEscape(out).write_str(target);
+                out.push(b'"');
+                if let Some(trace) = trace {
+                    self.write_json_trace(out, trace);
+                }
+                fields(&mut FieldWriter {
+                    out,
+                    format: LogFormat::Json,
+                });
+                out.extend_from_slice(b"}\n");
+            }
+            LogFormat::Text => {
+                write_time(out);
+                let _ = write!(Bytes(out), " {:>5} {target}: ", level.as_str());
+                let _ = message(&mut Bytes(out));
+                fields(&mut FieldWriter {
+                    out,
+                    format: LogFormat::Text,
+                });
+                if let Some(trace) = trace {
+                    out.extend_from_slice(b" trace_id=");
+                    write_hex(out, &trace.trace_id);
+                }
+                out.push(b'\n');
+            }
+        }
+    }
+
+    fn write_json_trace(&self, out: &mut Vec<u8>, trace: &LineTrace) {
+        match &self.trace_prefix {
+            Some(prefix) => {
+                out.extend_from_slice(b",\"logging.googleapis.com/trace\":\"");
+                out.extend_from_slice(prefix.as_bytes());
+                write_hex(out, &trace.trace_id);
+                out.extend_from_slice(b"\",\"logging.googleapis.com/spanId\":\"");
+                write_hex(out, &trace.span_id);
+                out.extend_from_slice(b"\",\"logging.googleapis.com/trace_sampled\":");
+            }
+            None => {
+                out.extend_from_slice(b",\"trace_id\":\"");
+                write_hex(out, &trace.trace_id);
+                out.extend_from_slice(b"\",\"span_id\":\"");
+                write_hex(out, &trace.span_id);
+                out.extend_from_slice(b"\",\"trace_sampled\":");
+            }
+        }
+        out.extend_from_slice(if trace.sampled { b"true" } else { b"false" });
+    }
+}
+
+/// Writes an event's fields after the line's own: `,"name":value` in JSON,
+/// ` name=value` in text.
+pub(crate) struct FieldWriter<'a> {
+    out: &'a mut Vec<u8>,
+    format: LogFormat,
+}
+
+impl FieldWriter<'_> {
+    fn name(&mut self, name: &str) {
+        match self.format {
+            LogFormat::Json => {
+                self.out.extend_from_slice(b",\"");
+                if RESERVED.contains(&name) || name.starts_with("logging.googleapis.com/") {
+                    self.out.extend_from_slice(b"fields.");
+                }
+                let _ = JsonEscape(self.out).write_str(name);
+                self.out.extend_from_slice(b"\":");
+            }
+            LogFormat::Text => {
+                self.out.push(b' ');
+                self.out.extend_from_slice(name.as_bytes());
+                self.out.push(b'=');
+            }
+        }
+    }
+
+    /// A text value.
+    pub(crate) fn text(
+        &mut self,
+        name: &str,
+        value: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
+    ) {
+        self.name(name);
+        match self.format {
+            LogFormat::Json => {
+                self.out.push(b'"');
+                let _ = value(&mut JsonEscape(self.out));
+                self.out.push(b'"');
+            }
+            LogFormat::Text => {
+                let _ = value(&mut Bytes(self.out));
+            }
+        }
+    }
+
+    /// A value written as is: a number, a boolean, a JSON object.
+    pub(crate) fn raw(&mut self, name: &str, value: impl fmt::Display) {
+        self.name(name);
+        let _ = write!(Bytes(self.out), "{value}");
+    }
+
+    /// Cloud Logging's `httpRequest` object for an access line (in text:
+    /// the request line's parts).
+    pub(crate) fn http_request(&mut self, request: &HttpRequestFields<'_>) {
+        match self.format {
+            LogFormat::Json => {
+                self.out
+                    .extend_from_slice(b",\"httpRequest\":{\"requestMethod\":\"");
+                let _ = JsonEscape(self.out).write_str(request.method);
+                self.out.extend_from_slice(b"\",\"requestUrl\":\"");
+                let _ = JsonEscape(self.out).write_str(request.url);
+                let _ = write!(
+                    Bytes(self.out),
+                    "\",\"requestSize\":\"{}\",\"status\":{},\"responseSize\":\"{}\",\"latency\":\"{}.{:09}s\"",
+                    request.request_size,
+                    request.status,
+                    request.response_size,
+                    request.latency.as_secs(),
+                    request.latency.subsec_nanos(),
+                );
+                if let Some(agent) = request.user_agent {
+                    self.out.extend_from_slice(b",\"userAgent\":\"");
+                    let _ = JsonEscape(self.out).write_str(agent);
+                    self.out.push(b'"');
+                }
+                if let Some(ip) = request.remote_ip {
+                    let _ = write!(Bytes(self.out), ",\"remoteIp\":\"{ip}\"");
+                }
+                let _ = write!(Bytes(self.out), ",\"protocol\":\"{}\"}}", request.protocol);
+            }
+            LogFormat::Text => {
+                let _ = write!(
+                    Bytes(self.out),
+                    " status={} latency={:.6}s request_size={} response_size={}",
+                    request.status,
+                    request.latency.as_secs_f64(),
+                    request.request_size,
+                    request.response_size,
+                );
+                if let Some(ip) = request.remote_ip {
+                    let _ = write!(Bytes(self.out), " remote_ip={ip}");
+                }
+            }
+        }
+    }
+}
+
+/// What an access line says of its request.
+pub(crate) struct HttpRequestFields<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) request_size: u64,
+    pub(crate) status: u16,
+    pub(crate) response_size: u64,
+    pub(crate) latency: std::time::Duration,
+    pub(crate) user_agent: Option<&'a str>,
+    pub(crate) remote_ip: Option<std::net::IpAddr>,
+    pub(crate) protocol: &'a str,
+}
+
+/// Writes a `tracing` event's fields (all but `message` and `log.*`) with
+/// their types: numbers and booleans as such, the rest as text.
+pub(crate) struct EventFields<'w, 'a> {
+    pub(crate) out: &'w mut FieldWriter<'a>,
+}
+
+impl Visit for EventFields<'_, '_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if skip(field) {
+            return;
+        }
+        if value.is_finite() {
+            self.out.raw(field.name(), value);
+        } else {
+            self.out.text(field.name(), |w| write!(w, "{value}"));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if !skip(field) {
+            self.out.raw(field.name(), value);
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if !skip(field) {
+            self.out.raw(field.name(), value);
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if !skip(field) {
+            self.out.raw(field.name(), value);
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if !skip(field) {
+            self.out.raw(field.name(), value);
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if !skip(field) {
+            self.out.raw(field.name(), value);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if !skip(field) {
+            self.out.text(field.name(), |w| w.write_str(value));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !skip(field) {
+            self.out.text(field.name(), |w| write!(w, "{value:?}"));
+        }
+    }
+}
+
+fn skip(field: &Field) -> bool {
+    field.name() == "message" || field.name().starts_with("log.")
+}
+
+/// Writes an event's `message` field.
+pub(crate) struct MessageField<'w> {
+    pub(crate) out: &'w mut dyn fmt::Write,
+    pub(crate) result: fmt::Result,
+}
+
+impl Visit for MessageField<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" && self.result.is_ok() {
+            self.result = self.out.write_str(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" && self.result.is_ok() {
+            self.result = write!(self.out, "{value:?}");
+        }
+    }
+}
+
+thread_local! {
+    /// The current second as `YYYY-MM-DDTHH:MM:SS`, formatted once a second.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// RFC 3339 UTC with microseconds: `2026-11-26T10:49:28.780871Z`.
+fn write_time(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let second = since_epoch.as_secs();
+    SECOND.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != second {
+            let text = humantime::format_rfc3339_seconds(now).to_string();
+            cache.1 = text.trim_end_matches('Z').to_owned();
+            cache.0 = second;
+        }
+        out.extend_from_slice(cache.1.as_bytes());
+    });
+    let mut micros = since_epoch.subsec_micros();
+    let mut digits = *b".000000Z";
+    for slot in digits[1..7].iter_mut().rev() {
+        *slot = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
+/// Lower-case hex, as trace and span ids are written.
+fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0xf)]);
+    }
+}
+
+/// Cloud Logging's `LogSeverity` names.
+fn severity(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARNING",
+        Level::INFO => "INFO",
+        Level::DEBUG | Level::TRACE => "DEBUG",
+    }
+}
+
+/// `fmt::Write` into a byte buffer, as is.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.0.extend_from_slice(text.as_bytes());
+        Ok(())
+    }
+}
+
+/// `fmt::Write` into a byte buffer as the inside of a JSON string.
+struct JsonEscape<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for JsonEscape<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let bytes = text.as_bytes();
+        let mut start = 0;
+        for (i, &byte) in bytes.iter().enumerate() {
+            let escape: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0..=0x1f => b"",
+                _ => continue,
+            };
+            self.0.extend_from_slice(&bytes[start..i]);
+            if escape.is_empty() {
+                let _ = write!(Bytes(self.0), "\\u{byte:04x}");
+            } else {
+                self.0.extend_from_slice(escape);
+            }
+            start = i + 1;
+        }
+        self.0.extend_from_slice(&bytes[start..]);
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Each thread's line buffer, reused from line to line.
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `write` with this thread's line buffer (emptied), or with a new one
+/// if the buffer is in use (a value's `Debug` that itself logs).
+pub(crate) fn with_line_buffer(write: impl FnOnce(&mut Vec<u8>)) {
+    LINE.with(|line| match line.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            write(&mut buffer);
+            // A giant line once should not keep its memory for good.
+            if buffer.capacity() > 64 * 1024 {
+                *buffer = Vec::new();
+            }
+        }
+        Err(_) => write(&mut Vec::new()),
+    });
+}

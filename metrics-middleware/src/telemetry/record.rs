@@ -1,0 +1,180 @@
+//! A server span as the middleware records it: ids, two times and the HTTP
+//! attributes in typed fields, the repeated strings shared by reference
+//! count. It goes to the export thread as it is, where the OTLP encoder
+//! writes it straight into the request, with no `SpanData`, no `KeyValue`
+//! list and no SDK span object built on the request path. Exporters that
+//! take the SDK's `SpanData` get a conversion ([`ServerSpan::to_span_data`]),
+//! made on the export thread.
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
+use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use super::propagation::W3cTraceState;
+
+/// The instrumentation scope of server spans.
+pub(crate) const SCOPE_NAME: &str = "metrics-middleware";
+
+/// The scope of server spans, as the SDK names it.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// A finished server span.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerSpan {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) flags: TraceFlags,
+    /// The caller's span, and whether it was remote (always, for a server
+    /// span that has a parent).
+    pub(crate) parent_span_id: Option<SpanId>,
+    pub(crate) trace_state: W3cTraceState,
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    /// `{method} {route}`, or the method alone when no route matched.
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) attributes: HttpAttributes,
+}
+
+/// The stable HTTP server conventions, and what hooks added.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpAttributes {
+    /// `http.request.method`: a standard method or `_OTHER`.
+    pub(crate) method: &'static str,
+    /// `url.path`, bounded.
+    pub(crate) path: StringValue,
+    /// `network.protocol.version`.
+    pub(crate) protocol: &'static str,
+    /// `url.scheme`.
+    pub(crate) scheme: &'static str,
+    /// `server.address` and `server.port`.
+    pub(crate) server_address: Option<StringValue>,
+    pub(crate) server_port: Option<u16>,
+    /// `client.address`.
+    pub(crate) client_address: Option<StringValue>,
+    /// `user_agent.original`, bounded.
+    pub(crate) user_agent: Option<StringValue>,
+    /// `http.response.status_code`; 0 until the response is known.
+    pub(crate) status_code: u16,
+    /// `http.route`, when a route matched.
+    pub(crate) route: Option<StringValue>,
+    /// `error.type` for a failure that is not a status (the client went
+    /// away, the body failed); a 5xx status is its own `error.type`.
+    pub(crate) error: Option<&'static str>,
+    /// Attributes added by the application's hooks.
+    pub(crate) extra: Vec<KeyValue>,
+}
+
+impl HttpAttributes {
+    /// The `error.type` value: the status code of a 5xx, else the failure.
+    pub(crate) fn error_type(&self) -> Option<Cow<'static, str>> {
+        if (500..600).contains(&self.status_code) {
+            Some(Cow::Owned(self.status_code.to_string()))
+        } else {
+            self.error.map(Cow::Borrowed)
+        }
+    }
+
+    /// Every attribute as OpenTelemetry's key-values, in a fixed order.
+    pub(crate) fn to_key_values(&self) -> Vec<KeyValue> {
+        let mut out = Vec::with_capacity(11 + self.extra.len());
+        out.push(KeyValue::new("http.request.method", self.method));
+        out.push(KeyValue::new("url.path", self.path.clone()));
+        out.push(KeyValue::new("network.protocol.version", self.protocol));
+        out.push(KeyValue::new("url.scheme", self.scheme));
+        if let Some(address) = &self.server_address {
+            out.push(KeyValue::new("server.address", address.clone()));
+        }
+        if let Some(port) = self.server_port {
+            out.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        if let Some(client) = &self.client_address {
+            out.push(KeyValue::new("client.address", client.clone()));
+        }
+        if let Some(agent) = &self.user_agent {
+            out.push(KeyValue::new("user_agent.original", agent.clone()));
+        }
+        if self.status_code != 0 {
+            out.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(self.status_code),
+            ));
+        }
+        if let Some(route) = &self.route {
+            out.push(KeyValue::new("http.route", route.clone()));
+        }
+        if let Some(error) = self.error_type() {
+            out.push(KeyValue::new("error.type", Value::String(error.into())));
+        }
+        out.extend(self.extra.iter().cloned());
+        out
+    }
+}
+
+impl ServerSpan {
+    /// The span's status: an error for a 5xx (4xx are the client's errors,
+    /// not the server span's, per the conventions) or a failed response.
+    pub(crate) fn status(&self) -> Status {
+        let code = self.attributes.status_code;
+        if (500..600).contains(&code) {
+            let reason = actix_web::http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("server error");
+            Status::error(reason)
+        } else if let Some(error) = self.attributes.error {
+            Status::error(error)
+        } else {
+            Status::Unset
+        }
+    }
+
+    /// The span as the SDK's `SpanData`, for exporters that take it.
+    pub(crate) fn to_span_data(&self, scope: &InstrumentationScope) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                self.trace_id,
+                self.span_id,
+                self.flags,
+                false,
+                self.trace_state.to_otel(),
+            ),
+            parent_span_id: self.parent_span_id.unwrap_or(SpanId::INVALID),
+            parent_span_is_remote: self.parent_span_id.is_some(),
+            span_kind: SpanKind::Server,
+            name: self.name.clone(),
+            start_time: self.start,
+            end_time: self.end,
+            attributes: self.attributes.to_key_values(),
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: self.status(),
+            instrumentation_scope: scope.clone(),
+        }
+    }
+}
+
+/// A span waiting for export: a server span recorded by the middleware, or
+/// a span the SDK ended (the application's own, the `tracing` bridge's,
+/// the HTTP clients').
+#[derive(Debug)]
+pub(crate) enum QueuedSpan {
+    Server(ServerSpan),
+    Sdk(SpanData),
+}
+
+impl QueuedSpan {
+    /// The span as `SpanData` (a conversion for server spans).
+    pub(crate) fn into_span_data(self, scope: &InstrumentationScope) -> SpanData {
+        match self {
+            Self::Server(span) => span.to_span_data(scope),
+            Self::Sdk(span) => span,
+        }
+    }
+}
