@@ -1,35 +1,38 @@
 #!/usr/bin/env bash
-# Server instructions per request of the hello app variants, counted by
-# valgrind's callgrind: steady whatever else the machine does, unlike
-# requests/s. Each variant runs twice, with N1 and N2 sequential keep-alive
-# requests; (I(N2) - I(N1)) / (N2 - N1) cancels start-up and shutdown.
+# User-space instructions per request of each variant (bench/variants.sh),
+# counted by valgrind's callgrind over every thread of the server (the span
+# export thread and the log writer included): steady whatever else the
+# machine does, unlike CPU time. Each variant runs twice, answering N1 and N2
+# sequential keep-alive requests to GET /; (I(N2) - I(N1)) / (N2 - N1)
+# cancels start-up and shutdown.
 #
-#   bench/instructions.sh [N1=2000] [N2=12000]
-#   VARIANTS="bare metrics traced standard" bench/instructions.sh
+#   bench/instructions.sh [N1=2000] [N2=8000]
+#   VARIANTS="bare metrics full-http" bench/instructions.sh
+#
+# Prints instructions per request, and the difference to the first variant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/variants.sh
 n1=${1:-2000}
-n2=${2:-12000}
-variants=(${VARIANTS:-bare metrics actix-web-prom})
+n2=${2:-8000}
+variants=(${VARIANTS:-bare metrics full-http full-grpc sampled-10})
 path=${BENCH_PATH:-/}
 
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
-cargo build --release -q -p bench
-server=target/release/hello-server
+cargo build --release -q -p bench -p flask-app-rs
 port=18180
 work=$(mktemp -d)
 # The traced variants export to this sink (not counted: another process).
-target/release/otlp-sink $((port + 2)) $((port + 3)) >/dev/null &
+"$target_dir/release/otlp-sink" $((port + 2)) $((port + 3)) >/dev/null &
 sink=$!
 trap 'kill $sink 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # Total instructions of one server run that answers $2 requests.
 count() {
     local variant=$1 requests=$2 out="$work/callgrind.$1.$2"
-    valgrind --tool=callgrind --callgrind-out-file="$out" -q \
-        "$server" --variant "$variant" --port "$port" --metrics-port $((port + 1)) \
-        --otlp-port $((port + 3)) 2>/dev/null &
-    local pid=$!
+    start_variant "$variant" "$port" "$work/$variant.log" \
+        valgrind --tool=callgrind --callgrind-out-file="$out" -q
+    local pid=$variant_pid
     for _ in $(seq 600); do
         curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
         sleep 0.1
@@ -40,12 +43,12 @@ count() {
     awk '/^summary:/ {print $2}' "$out"
 }
 
-printf "%-16s %16s %8s\n" variant "instr/request" ratio
+printf "%-16s %14s %14s\n" variant "instr/request" "over first"
 base=""
 for variant in "${variants[@]}"; do
     i1=$(count "$variant" "$n1")
     i2=$(count "$variant" "$n2")
-    per=$(( (i2 - i1) / (n2 - n1) ))
+    per=$(((i2 - i1) / (n2 - n1)))
     [[ -n $base ]] || base=$per
-    printf "%-16s %16d %8.3f\n" "$variant" "$per" "$(awk -v b="$base" -v p="$per" 'BEGIN {print b / p}')"
+    printf "%-16s %14d %+14d\n" "$variant" "$per" "$((per - base))"
 done

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{web, App, HttpResponse};
+use actix_web::{guard, web, App, HttpResponse};
 use metrics_middleware::prometheus::Opts;
 use metrics_middleware::{
     BuildError, HttpMetrics, Naming, Observability, ObservabilityBuilder, RouteCounter,
@@ -82,21 +82,30 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let (chaos, counter) = (state.chaos, state.hello_counter.counter().clone());
     App::new()
-        .app_data(web::Data::new(state.chaos))
-        .service(
-            web::resource("/")
-                .wrap(state.hello_counter.clone())
-                .route(web::get().to(hello)),
+        // Counted where the original's decorator counted: in the view, so
+        // only requests that reach it (not a `POST /` answered 405).
+        .route(
+            "/",
+            get().to(move || {
+                counter.inc();
+                hello(chaos)
+            }),
         )
-        .route("/hello/{name}", web::get().to(hello_name))
-        .route("/delay/{ms}", web::get().to(delay))
-        .route("/healthz", web::get().to(healthz))
+        .route("/hello/{name}", get().to(hello_name))
+        .route("/delay/{ms}", get().to(delay))
+        .route("/healthz", get().to(healthz))
         // The last `wrap` is the outermost: it sees every request first.
         .wrap(state.observability.middleware())
 }
 
-async fn hello(chaos: web::Data<Chaos>) -> HttpResponse {
+/// A GET route that answers HEAD too, as Flask's routes do.
+fn get() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+async fn hello(chaos: Chaos) -> HttpResponse {
     log::info!("Received hello request !");
     match chaos.draw() {
         Some(status) => HttpResponse::build(status).body("Chaos!"),

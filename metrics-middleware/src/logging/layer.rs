@@ -109,7 +109,11 @@ impl log::Log for LogBridge {
             level,
             record.target(),
             trace.as_ref(),
-            |out| out.write_fmt(*record.args()),
+            |out| match record.args().as_str() {
+                // A message without arguments needs no formatting.
+                Some(text) => out.write_str(text),
+                None => out.write_fmt(*record.args()),
+            },
             |_| {},
         );
     }

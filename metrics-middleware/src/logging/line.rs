@@ -89,7 +89,7 @@ impl LineFormat {
                 out.extend_from_slice(b"\",\"message\":\"");
                 let _ = message(&mut JsonEscape(out));
                 out.extend_from_slice(b"\",\"target\":\"");
-                let _ = JsonEscape(out).write_str(target);
+                json_escape(out, target);
                 out.push(b'"');
                 if let Some(trace) = trace {
                     self.write_json_trace(out, trace);
@@ -154,7 +154,7 @@ impl FieldWriter<'_> {
                 if RESERVED.contains(&name) || name.starts_with("logging.googleapis.com/") {
                     self.out.extend_from_slice(b"fields.");
                 }
-                let _ = JsonEscape(self.out).write_str(name);
+                json_escape(self.out, name);
                 self.out.extend_from_slice(b"\":");
             }
             LogFormat::Text => {
@@ -190,48 +190,93 @@ impl FieldWriter<'_> {
         let _ = write!(Bytes(self.out), "{value}");
     }
 
+    /// An integer.
+    pub(crate) fn integer(&mut self, name: &str, value: impl itoa::Integer) {
+        self.name(name);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
     /// Cloud Logging's `httpRequest` object for an access line (in text:
     /// the request line's parts).
     pub(crate) fn http_request(&mut self, request: &HttpRequestFields<'_>) {
+        let out = &mut *self.out;
+        let mut number = itoa::Buffer::new();
         match self.format {
             LogFormat::Json => {
-                self.out
-                    .extend_from_slice(b",\"httpRequest\":{\"requestMethod\":\"");
-                let _ = JsonEscape(self.out).write_str(request.method);
-                self.out.extend_from_slice(b"\",\"requestUrl\":\"");
-                let _ = JsonEscape(self.out).write_str(request.url);
-                let _ = write!(
-                    Bytes(self.out),
-                    "\",\"requestSize\":\"{}\",\"status\":{},\"responseSize\":\"{}\",\"latency\":\"{}.{:09}s\"",
-                    request.request_size,
-                    request.status,
-                    request.response_size,
-                    request.latency.as_secs(),
-                    request.latency.subsec_nanos(),
-                );
+                out.extend_from_slice(b",\"httpRequest\":{\"requestMethod\":\"");
+                json_escape(out, request.method);
+                out.extend_from_slice(b"\",\"requestUrl\":\"");
+                json_escape(out, request.url);
+                // int64 fields are strings in Cloud Logging's JSON.
+                out.extend_from_slice(b"\",\"requestSize\":\"");
+                out.extend_from_slice(number.format(request.request_size).as_bytes());
+                out.extend_from_slice(b"\",\"status\":");
+                out.extend_from_slice(number.format(request.status).as_bytes());
+                out.extend_from_slice(b",\"responseSize\":\"");
+                out.extend_from_slice(number.format(request.response_size).as_bytes());
+                out.extend_from_slice(b"\",\"latency\":\"");
+                write_seconds(out, request.latency);
+                out.extend_from_slice(b"s\"");
                 if let Some(agent) = request.user_agent {
-                    self.out.extend_from_slice(b",\"userAgent\":\"");
-                    let _ = JsonEscape(self.out).write_str(agent);
-                    self.out.push(b'"');
+                    out.extend_from_slice(b",\"userAgent\":\"");
+                    json_escape(out, agent);
+                    out.push(b'"');
                 }
                 if let Some(ip) = request.remote_ip {
-                    let _ = write!(Bytes(self.out), ",\"remoteIp\":\"{ip}\"");
+                    out.extend_from_slice(b",\"remoteIp\":\"");
+                    write_ip(out, ip);
+                    out.push(b'"');
                 }
-                let _ = write!(Bytes(self.out), ",\"protocol\":\"{}\"}}", request.protocol);
+                out.extend_from_slice(b",\"protocol\":\"");
+                out.extend_from_slice(request.protocol.as_bytes());
+                out.extend_from_slice(b"\"}");
             }
             LogFormat::Text => {
-                let _ = write!(
-                    Bytes(self.out),
-                    " status={} latency={:.6}s request_size={} response_size={}",
-                    request.status,
-                    request.latency.as_secs_f64(),
-                    request.request_size,
-                    request.response_size,
-                );
+                out.extend_from_slice(b" status=");
+                out.extend_from_slice(number.format(request.status).as_bytes());
+                out.extend_from_slice(b" latency=");
+                write_seconds(out, request.latency);
+                out.extend_from_slice(b"s request_size=");
+                out.extend_from_slice(number.format(request.request_size).as_bytes());
+                out.extend_from_slice(b" response_size=");
+                out.extend_from_slice(number.format(request.response_size).as_bytes());
                 if let Some(ip) = request.remote_ip {
-                    let _ = write!(Bytes(self.out), " remote_ip={ip}");
+                    out.extend_from_slice(b" remote_ip=");
+                    write_ip(out, ip);
                 }
             }
+        }
+    }
+}
+
+/// Seconds with nine decimals: `0.000123456`.
+fn write_seconds(out: &mut Vec<u8>, duration: std::time::Duration) {
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(number.format(duration.as_secs()).as_bytes());
+    let mut nanos = duration.subsec_nanos();
+    let mut digits = *b".000000000";
+    for slot in digits[1..].iter_mut().rev() {
+        *slot = b'0' + (nanos % 10) as u8;
+        nanos /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
+/// An IP address as text; IPv4 without `core::fmt`.
+fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut number = itoa::Buffer::new();
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(number.format(*octet).as_bytes());
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(Bytes(out), "{v6}");
         }
     }
 }
@@ -269,25 +314,25 @@ impl Visit for EventFields<'_, '_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if !skip(field) {
-            self.out.raw(field.name(), value);
+            self.out.integer(field.name(), value);
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if !skip(field) {
-            self.out.raw(field.name(), value);
+            self.out.integer(field.name(), value);
         }
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
         if !skip(field) {
-            self.out.raw(field.name(), value);
+            self.out.integer(field.name(), value);
         }
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         if !skip(field) {
-            self.out.raw(field.name(), value);
+            self.out.integer(field.name(), value);
         }
     }
 
@@ -365,10 +410,13 @@ fn write_time(out: &mut Vec<u8>) {
 /// Lower-case hex, as trace and span ids are written.
 fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)]);
-        out.push(DIGITS[usize::from(byte & 0xf)]);
+    let mut text = [0_u8; 32];
+    let len = bytes.len().min(16) * 2;
+    for (pair, byte) in text[..len].chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
+    out.extend_from_slice(&text[..len]);
 }
 
 /// Cloud Logging's `LogSeverity` names.
@@ -396,29 +444,43 @@ struct JsonEscape<'a>(&'a mut Vec<u8>);
 
 impl fmt::Write for JsonEscape<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        let bytes = text.as_bytes();
-        let mut start = 0;
-        for (i, &byte) in bytes.iter().enumerate() {
-            let escape: &[u8] = match byte {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0..=0x1f => b"",
-                _ => continue,
-            };
-            self.0.extend_from_slice(&bytes[start..i]);
-            if escape.is_empty() {
-                let _ = write!(Bytes(self.0), "\\u{byte:04x}");
-            } else {
-                self.0.extend_from_slice(escape);
-            }
-            start = i + 1;
-        }
-        self.0.extend_from_slice(&bytes[start..]);
+        json_escape(self.0, text);
         Ok(())
     }
+}
+
+/// Appends `text` as the inside of a JSON string.
+fn json_escape(out: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let special = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+    // Most text has nothing to escape: one check, one copy.
+    if !bytes.iter().any(special) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let mut start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if escape.is_empty() {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(b"\\u00");
+            out.push(DIGITS[usize::from(byte >> 4)]);
+            out.push(DIGITS[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 thread_local! {

@@ -13,15 +13,17 @@ use actix_web::HttpMessage;
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::instruments::{InFlightGuard, LabelValues, Series};
+use super::instruments::{InFlightGuard, Series};
 use super::labels::RouteLabel;
 use super::middleware::Shared;
 use super::series_cache::SeriesCache;
+use crate::middleware::routes::Route;
 
 /// A request being measured.
 pub(crate) struct RequestMetrics {
     in_flight: Option<InFlightGuard>,
-    request_bytes: Rc<Cell<u64>>,
+    /// Counted as the body is read; `None` for a request without one.
+    request_bytes: Option<Rc<Cell<u64>>>,
     series: Option<Rc<Series>>,
 }
 
@@ -30,16 +32,17 @@ impl RequestMetrics {
     /// are counted as the application reads them (a declared
     /// `Content-Length` is not trusted).
     pub(crate) fn start(shared: &Shared, method: &'static str, req: &mut ServiceRequest) -> Self {
-        let request_bytes = Rc::new(Cell::new(0));
-        if !matches!(req.parts().1, Payload::None) {
+        let request_bytes = (!matches!(req.parts().1, Payload::None)).then(|| {
+            let counted = Rc::new(Cell::new(0));
             let payload = CountingPayload {
                 inner: req.take_payload(),
-                counted: Rc::clone(&request_bytes),
+                counted: Rc::clone(&counted),
             };
             req.set_payload(Payload::Stream {
                 payload: Box::pin(payload),
             });
-        }
+            counted
+        });
         Self {
             in_flight: Some(shared.instruments.start(method)),
             request_bytes,
@@ -57,7 +60,7 @@ impl RequestMetrics {
         shared: &Shared,
         cache: &SeriesCache,
         method: &'static str,
-        route: Option<&str>,
+        route: Option<&Route>,
         raw_path: Option<&str>,
         status: StatusCode,
     ) {
@@ -65,30 +68,24 @@ impl RequestMetrics {
             self.in_flight = None;
             return;
         }
-        let label = match (route, raw_path) {
-            (Some(template), _) => RouteLabel::Template(template),
-            (None, Some(path)) if !shared.mask_unmatched => RouteLabel::RawPath(path),
-            (None, _) => RouteLabel::Unmatched,
-        };
-        self.series = Some(match label {
-            // Raw paths are unbounded: never cached.
-            RouteLabel::RawPath(path) => Rc::new(shared.instruments.series(&LabelValues {
-                method,
-                route: path,
-                status: status.as_str(),
-            })),
-            label => cache.get(
-                &shared.instruments,
-                method,
-                shared.route_label(&label),
-                status,
+        let (label, slot) = match (route, raw_path) {
+            (Some(route), _) => (
+                RouteLabel::Template(route.template.as_str()),
+                route.id.map(|id| id + 1),
             ),
-        });
+            // Raw paths are unbounded: never cached.
+            (None, Some(path)) if !shared.mask_unmatched => (RouteLabel::RawPath(path), None),
+            (None, _) => (RouteLabel::Unmatched, Some(0)),
+        };
+        let label = shared.route_label(&label);
+        self.series = Some(cache.get(&shared.instruments, slot, method, label, status));
     }
 
     /// The bytes of the request body read so far.
     pub(crate) fn request_bytes(&self) -> u64 {
-        self.request_bytes.get()
+        self.request_bytes
+            .as_ref()
+            .map_or(0, |counted| counted.get())
     }
 
     /// Records the request: `duration_seconds` is `None` for a connection
@@ -96,7 +93,7 @@ impl RequestMetrics {
     /// no request latency.
     pub(crate) fn finish(self, duration_seconds: Option<f64>, response_bytes: u64) {
         if let Some(series) = &self.series {
-            series.record(duration_seconds, self.request_bytes.get(), response_bytes);
+            series.record(duration_seconds, self.request_bytes(), response_bytes);
         }
     }
 }

@@ -2,13 +2,12 @@
 //!
 //! Looking up a series through `MetricVec::with_label_values` hashes every
 //! label value with SipHash and takes a lock, once per metric: four times per
-//! request here. A worker instead keeps the children it has resolved, keyed
-//! by route, method and status, in a map only it touches. The keys are
+//! request here. A worker instead keeps the children it has resolved, by
+//! route, method and status, in a table only it touches. The keys are
 //! bounded (route templates come from the app, methods and statuses are
 //! bounded label values), so the cache is too; raw paths, which are not
 //! bounded, are never cached.
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
@@ -16,10 +15,12 @@ use actix_web::http::StatusCode;
 
 use super::instruments::{Instruments, LabelValues, Series};
 
-/// Series resolved by one worker.
+/// Series resolved by one worker, by route slot: 0 for requests that
+/// matched no route, a route's id + 1 for the others (see
+/// `middleware::routes`), so that a lookup is an index and a short scan.
 #[derive(Default)]
 pub(crate) struct SeriesCache {
-    by_route: RefCell<HashMap<Box<str>, Vec<Entry>, FxBuildHasher>>,
+    by_slot: RefCell<Vec<Vec<Entry>>>,
 }
 
 struct Entry {
@@ -29,29 +30,41 @@ struct Entry {
 }
 
 impl SeriesCache {
-    /// The series of `route`, `method` and `status`, resolved on first use.
+    /// The series of `route` (its label value), `method` and `status`,
+    /// resolved on first use; `slot` is `None` for labels that are not to
+    /// be cached (raw paths).
     pub(crate) fn get(
         &self,
         instruments: &Instruments,
+        slot: Option<usize>,
         method: &'static str,
         route: &str,
         status: StatusCode,
     ) -> Rc<Series> {
-        let mut by_route = self.by_route.borrow_mut();
-        if let Some(entries) = by_route.get(route) {
-            if let Some(entry) = entries
-                .iter()
-                .find(|e| e.status == status && e.method == method)
-            {
-                return Rc::clone(&entry.series);
-            }
+        let resolve = || {
+            Rc::new(instruments.series(&LabelValues {
+                method,
+                route,
+                status: status.as_str(),
+            }))
+        };
+        let Some(slot) = slot else {
+            return resolve();
+        };
+        let mut by_slot = self.by_slot.borrow_mut();
+        if by_slot.len() <= slot {
+            by_slot.resize_with(slot + 1, Vec::new);
         }
-        let series = Rc::new(instruments.series(&LabelValues {
-            method,
-            route,
-            status: status.as_str(),
-        }));
-        by_route.entry(route.into()).or_default().push(Entry {
+        let entries = &mut by_slot[slot];
+        // Methods are `&'static` labels: most compare by address.
+        if let Some(entry) = entries
+            .iter()
+            .find(|e| e.status == status && (std::ptr::eq(e.method, method) || e.method == method))
+        {
+            return Rc::clone(&entry.series);
+        }
+        let series = resolve();
+        entries.push(Entry {
             method,
             status,
             series: Rc::clone(&series),

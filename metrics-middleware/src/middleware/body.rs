@@ -20,7 +20,7 @@ pin_project! {
         // The size the body announced, if it did.
         expected: Option<u64>,
         outcome: Outcome,
-        observation: Option<Observation>,
+        observation: Option<Box<Observation>>,
     }
 
     impl<B> PinnedDrop for ObservedBody<B> {
@@ -36,7 +36,7 @@ pin_project! {
 }
 
 impl<B: MessageBody> ObservedBody<B> {
-    pub(crate) fn new(body: B, observation: Option<Observation>) -> Self {
+    pub(crate) fn new(body: B, observation: Option<Box<Observation>>) -> Self {
         // A body with nothing to send is complete from the start: the
         // connection may never poll it.
         let (outcome, expected) = match body.size() {
@@ -72,7 +72,7 @@ impl<B: MessageBody> MessageBody for ObservedBody<B> {
         let streaming = this.expected.is_none();
         let cx = this
             .observation
-            .as_ref()
+            .as_deref()
             .filter(|_| streaming)
             .and_then(Observation::context);
         let chunk = match cx {

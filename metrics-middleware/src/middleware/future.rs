@@ -18,7 +18,9 @@ pin_project! {
     pub struct ObservedFuture<F> {
         #[pin]
         inner: F,
-        observation: Option<Observation>,
+        // Boxed: actix moves the future and the response several times;
+        // a pointer is cheaper to copy than the state.
+        observation: Option<Box<Observation>>,
     }
 }
 
@@ -26,7 +28,7 @@ impl<F> ObservedFuture<F> {
     pub(crate) fn new(inner: F, observation: Observation) -> Self {
         Self {
             inner,
-            observation: Some(observation),
+            observation: Some(Box::new(observation)),
         }
     }
 
@@ -48,7 +50,7 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = match this.observation.as_ref().and_then(Observation::context) {
+        let result = match this.observation.as_deref().and_then(Observation::context) {
             Some(cx) => {
                 let _current = cx.clone().attach();
                 ready!(this.inner.poll(task))

@@ -25,8 +25,9 @@ pub(crate) struct Observation {
     pub(crate) raw_path: Option<Box<str>>,
     /// A HEAD request: no body goes on the wire.
     pub(crate) head_request: bool,
-    /// What the access log line needs of the request.
-    pub(crate) access: Option<AccessRequest>,
+    /// What the access log line needs of the request (boxed: it is large,
+    /// and the response that carries it is moved several times).
+    pub(crate) access: Option<Box<AccessRequest>>,
     pub(crate) metrics: Option<RequestMetrics>,
     pub(crate) trace: Option<RequestTrace>,
     pub(crate) status: StatusCode,
@@ -78,7 +79,7 @@ impl Observation {
                     shared,
                     &worker.series,
                     self.method,
-                    route.map(|r| r.template.as_str()),
+                    route,
                     self.raw_path.as_deref(),
                     status,
                 );
@@ -129,5 +130,22 @@ impl Observation {
         if let (Some(trace), Some(tracer)) = (self.trace, &shared.tracer) {
             trace.end(tracer, elapsed, outcome.error_type());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_moved_with_each_response_stays_small() {
+        // Actix moves a response several times on its way out, and this
+        // state travels in the response's body, boxed: only a pointer is
+        // copied each time. Its own large parts are boxed too, so that one
+        // allocation stays small.
+        let size = std::mem::size_of::<Observation>();
+        assert!(size <= 160, "{size} bytes");
+        let moved = std::mem::size_of::<Option<Box<Observation>>>();
+        assert_eq!(moved, std::mem::size_of::<usize>());
     }
 }

@@ -42,6 +42,9 @@ pub(crate) struct Route {
     names: RefCell<Vec<(&'static str, &'static str)>>,
     /// Whether names are kept (false past [`MAX_TEMPLATES`]).
     keeps_names: bool,
+    /// The route's number in its worker, for tables indexed by route;
+    /// `None` past [`MAX_TEMPLATES`].
+    pub(crate) id: Option<usize>,
 }
 
 impl Route {
@@ -105,6 +108,7 @@ impl Routes {
             template: StringValue::from(Arc::<str>::from(template.as_str())),
             names: RefCell::default(),
             keeps_names,
+            id: keeps_names.then_some(by_template.len()),
         });
         if keeps_names {
             by_template.insert(template.into_boxed_str(), Rc::clone(&route));

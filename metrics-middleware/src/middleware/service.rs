@@ -76,7 +76,10 @@ where
             (Some(metrics), None) if !metrics.mask_unmatched => Some(req.path().into()),
             _ => None,
         };
-        let access = shared.access_log.as_ref().map(|_| AccessRequest::new(&req));
+        let access = shared
+            .access_log
+            .as_ref()
+            .map(|_| Box::new(AccessRequest::new(&req)));
         let head_request = req.method() == actix_web::http::Method::HEAD;
         let metrics = shared
             .metrics

@@ -316,7 +316,7 @@ impl SpanProcessor for BoundedBatchProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.sink.push(QueuedSpan::Sdk(span));
+            self.sink.push(QueuedSpan::Sdk(Box::new(span)));
         }
     }
 

@@ -165,8 +165,8 @@ impl ServerSpan {
 /// the HTTP clients').
 #[derive(Debug)]
 pub(crate) enum QueuedSpan {
-    Server(ServerSpan),
-    Sdk(SpanData),
+    Server(Box<ServerSpan>),
+    Sdk(Box<SpanData>),
 }
 
 impl QueuedSpan {
@@ -174,7 +174,7 @@ impl QueuedSpan {
     pub(crate) fn into_span_data(self, scope: &InstrumentationScope) -> SpanData {
         match self {
             Self::Server(span) => span.to_span_data(scope),
-            Self::Sdk(span) => span,
+            Self::Sdk(span) => *span,
         }
     }
 }

@@ -81,16 +81,18 @@ impl ServerTracer {
         );
         let cx = Context::new().with_remote_span_context(span_context);
         let cx = propagation::with_trace_state(&cx, ids.trace_id, &state);
-        let span = ids.flags.is_sampled().then(|| ServerSpan {
-            trace_id: ids.trace_id,
-            span_id: ids.span_id,
-            flags: ids.flags,
-            parent_span_id: parent.as_ref().map(|p| p.parent.parent_id),
-            trace_state: state,
-            start: SystemTime::now(),
-            end: SystemTime::UNIX_EPOCH,
-            name: Cow::Borrowed(method),
-            attributes: cache.request(req, method, &self.rejections),
+        let span = ids.flags.is_sampled().then(|| {
+            Box::new(ServerSpan {
+                trace_id: ids.trace_id,
+                span_id: ids.span_id,
+                flags: ids.flags,
+                parent_span_id: parent.as_ref().map(|p| p.parent.parent_id),
+                trace_state: state,
+                start: SystemTime::now(),
+                end: SystemTime::UNIX_EPOCH,
+                name: Cow::Borrowed(method),
+                attributes: cache.request(req, method, &self.rejections),
+            })
         });
         Some(RequestTrace { cx, span })
     }
@@ -194,13 +196,15 @@ pub(crate) fn sample(sampler: &Sampler, parent: Option<&TraceParent>, trace_id: 
 /// One request's trace: its context, and its record when sampled.
 pub(crate) struct RequestTrace {
     pub(crate) cx: Context,
-    span: Option<ServerSpan>,
+    /// Boxed: actix moves the response (and this with it) several times,
+    /// and a pointer moves cheaper than the record.
+    span: Option<Box<ServerSpan>>,
 }
 
 impl RequestTrace {
     /// The record, for hooks; `None` unless sampled.
     pub(crate) fn span_mut(&mut self) -> Option<&mut ServerSpan> {
-        self.span.as_mut()
+        self.span.as_deref_mut()
     }
 
     /// The response has started: its status and route name the span.

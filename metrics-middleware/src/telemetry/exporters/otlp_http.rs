@@ -4,18 +4,19 @@
 //! opentelemetry-otlp (see there for why, with the measurement).
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 
-use super::otlp_proto::{encode_request, EncodedResource};
+use super::otlp_proto::{encode_request_into, EncodedResource};
 use crate::telemetry::config::TelemetryConfig;
 use crate::telemetry::processor::{BatchExporter, ExportFailure};
 use crate::telemetry::record::QueuedSpan;
 
 /// Sends spans to an OTLP/HTTP endpoint such as `http://collector:4318/v1/traces`.
-#[derive(Debug)]
 pub(crate) struct OtlpHttpExporter {
     client: reqwest::Client,
     endpoint: reqwest::Url,
     headers: HeaderMap,
     resource: EncodedResource,
+    /// The encoding buffer, kept from batch to batch.
+    buffer: std::cell::Cell<Vec<u8>>,
 }
 
 impl OtlpHttpExporter {
@@ -49,13 +50,23 @@ impl OtlpHttpExporter {
             endpoint,
             headers,
             resource: EncodedResource::default(),
+            buffer: std::cell::Cell::default(),
         })
+    }
+}
+
+impl std::fmt::Debug for OtlpHttpExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpHttpExporter")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
 impl BatchExporter for OtlpHttpExporter {
     async fn export(&self, batch: Vec<QueuedSpan>) -> Result<(), ExportFailure> {
-        let body = encode_request(&self.resource, &batch);
+        let (body, buffer) = encode_request_into(self.buffer.take(), &self.resource, &batch);
+        self.buffer.set(buffer);
         drop(batch);
         let response = self
             .client

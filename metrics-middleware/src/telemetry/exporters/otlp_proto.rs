@@ -41,12 +41,25 @@ pub(crate) struct ReverseWriter {
     start: usize,
 }
 
+/// Bytes a varint of `value` takes.
+fn varint_len(value: u64) -> usize {
+    // 1 byte per 7 bits, at least one.
+    (70 - (value | 1).leading_zeros() as usize) / 7
+}
+
 impl ReverseWriter {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let capacity = capacity.max(64);
+        Self::reusing(Vec::new(), capacity)
+    }
+
+    /// A writer over `buf`'s memory (grown to `capacity` if smaller), so
+    /// that a buffer kept between batches is not allocated and zeroed again.
+    pub(crate) fn reusing(mut buf: Vec<u8>, capacity: usize) -> Self {
+        let capacity = capacity.max(64).max(buf.len());
+        buf.resize(capacity, 0);
         Self {
-            buf: vec![0; capacity],
-            start: capacity,
+            start: buf.len(),
+            buf,
         }
     }
 
@@ -56,10 +69,15 @@ impl ReverseWriter {
     }
 
     /// Room for `additional` more bytes in front.
+    #[inline]
     fn reserve(&mut self, additional: usize) {
-        if self.start >= additional {
-            return;
+        if self.start < additional {
+            self.grow(additional);
         }
+    }
+
+    #[cold]
+    fn grow(&mut self, additional: usize) {
         let written = self.written();
         let capacity = (self.buf.len() * 2).max(written + additional + 64);
         let mut grown = vec![0; capacity];
@@ -68,29 +86,54 @@ impl ReverseWriter {
         self.start = capacity - written;
     }
 
+    #[inline]
+    fn put_byte(&mut self, byte: u8) {
+        self.reserve(1);
+        self.start -= 1;
+        self.buf[self.start] = byte;
+    }
+
+    #[inline]
     fn put(&mut self, bytes: &[u8]) {
         self.reserve(bytes.len());
         self.start -= bytes.len();
-        self.buf[self.start..self.start + bytes.len()].copy_from_slice(bytes);
-    }
-
-    fn varint(&mut self, mut value: u64) {
-        let mut bytes = [0_u8; 10];
-        let mut n = 0;
-        while value >= 0x80 {
-            bytes[n] = (value as u8) | 0x80;
-            value >>= 7;
-            n += 1;
+        let target = &mut self.buf[self.start..self.start + bytes.len()];
+        // Most pieces are a few bytes: a call to `memcpy` costs more than
+        // copying them here.
+        if bytes.len() <= 16 {
+            for (to, from) in target.iter_mut().zip(bytes) {
+                *to = *from;
+            }
+        } else {
+            target.copy_from_slice(bytes);
         }
-        bytes[n] = value as u8;
-        self.put(&bytes[..=n]);
     }
 
+    #[inline]
+    fn varint(&mut self, mut value: u64) {
+        let len = varint_len(value);
+        self.reserve(len);
+        self.start -= len;
+        let target = &mut self.buf[self.start..self.start + len];
+        for byte in target.iter_mut() {
+            *byte = (value as u8) | 0x80;
+            value >>= 7;
+        }
+        target[len - 1] &= 0x7f;
+    }
+
+    #[inline]
     fn key(&mut self, tag: u32, wire_type: u8) {
-        self.varint(u64::from(tag << 3 | u32::from(wire_type)));
+        let key = tag << 3 | u32::from(wire_type);
+        if key < 0x80 {
+            self.put_byte(key as u8);
+        } else {
+            self.varint(u64::from(key));
+        }
     }
 
     /// A nested message whose content `write` puts in front.
+    #[inline]
     fn message(&mut self, tag: u32, write: impl FnOnce(&mut Self)) {
         let end = self.written();
         write(self);
@@ -100,6 +143,7 @@ impl ReverseWriter {
     }
 
     /// A length-delimited field, written even when empty (inside a `oneof`).
+    #[inline]
     fn bytes_always(&mut self, tag: u32, bytes: &[u8]) {
         self.put(bytes);
         self.varint(bytes.len() as u64);
@@ -135,6 +179,12 @@ impl ReverseWriter {
         self.key(tag, FIXED32);
     }
 
+    /// The bytes written, copied out; the buffer is handed back for reuse.
+    pub(crate) fn finish_reusable(self) -> (Bytes, Vec<u8>) {
+        let bytes = Bytes::copy_from_slice(&self.buf[self.start..]);
+        (bytes, self.buf)
+    }
+
     /// The bytes written, without copying them.
     pub(crate) fn finish(self) -> Bytes {
         let start = self.start;
@@ -167,8 +217,21 @@ impl EncodedResource {
 /// Encodes one request: the resource once, server spans under this crate's
 /// scope, SDK spans grouped by theirs, each group in the order its first
 /// span appears.
+#[cfg(test)]
 pub(crate) fn encode_request(resource: &EncodedResource, spans: &[QueuedSpan]) -> Bytes {
-    let mut writer = ReverseWriter::with_capacity(resource.message.len() + 64 + spans.len() * 320);
+    let (bytes, _) = encode_request_into(Vec::new(), resource, spans);
+    bytes
+}
+
+/// [`encode_request`] writing in `buffer`'s memory, handed back for the
+/// next batch.
+pub(crate) fn encode_request_into(
+    buffer: Vec<u8>,
+    resource: &EncodedResource,
+    spans: &[QueuedSpan],
+) -> (Bytes, Vec<u8>) {
+    let capacity = resource.message.len() + 64 + spans.len() * 400;
+    let mut writer = ReverseWriter::reusing(buffer, capacity);
     // ExportTraceServiceRequest.resource_spans = 1
     writer.message(1, |w| {
         // ResourceSpans: schema_url = 3, scope_spans = 2, resource = 1
@@ -178,7 +241,7 @@ pub(crate) fn encode_request(resource: &EncodedResource, spans: &[QueuedSpan]) -
         }
         w.message(1, |w| w.put(&resource.message));
     });
-    writer.finish()
+    writer.finish_reusable()
 }
 
 /// The spans of one scope, by index into the batch.
@@ -243,34 +306,35 @@ fn write_server_span(w: &mut ReverseWriter, span: &ServerSpan) {
     w.message(15, |w| write_status(w, &status));
     // Attributes = 9, last first.
     let a = &span.attributes;
+    let keys = &*SERVER_KEYS;
     for kv in a.extra.iter().rev() {
         w.message(9, |w| write_key_value(w, kv));
     }
     if let Some(error) = &error_type {
-        string_attribute(w, "error.type", error);
+        string_attribute(w, &keys.error_type, error);
     }
     if let Some(route) = &a.route {
-        string_attribute(w, "http.route", route.as_str());
+        string_attribute(w, &keys.route, route.as_str());
     }
     if a.status_code != 0 {
-        int_attribute(w, "http.response.status_code", i64::from(a.status_code));
+        int_attribute(w, &keys.status_code, i64::from(a.status_code));
     }
     if let Some(agent) = &a.user_agent {
-        string_attribute(w, "user_agent.original", agent.as_str());
+        string_attribute(w, &keys.user_agent, agent.as_str());
     }
     if let Some(client) = &a.client_address {
-        string_attribute(w, "client.address", client.as_str());
+        string_attribute(w, &keys.client_address, client.as_str());
     }
     if let Some(port) = a.server_port {
-        int_attribute(w, "server.port", i64::from(port));
+        int_attribute(w, &keys.server_port, i64::from(port));
     }
     if let Some(address) = &a.server_address {
-        string_attribute(w, "server.address", address.as_str());
+        string_attribute(w, &keys.server_address, address.as_str());
     }
-    string_attribute(w, "url.scheme", a.scheme);
-    string_attribute(w, "network.protocol.version", a.protocol);
-    string_attribute(w, "url.path", a.path.as_str());
-    string_attribute(w, "http.request.method", a.method);
+    string_attribute(w, &keys.scheme, a.scheme);
+    string_attribute(w, &keys.protocol, a.protocol);
+    string_attribute(w, &keys.path, a.path.as_str());
+    string_attribute(w, &keys.method, a.method);
     w.fixed64(8, unix_nanos(span.end));
     w.fixed64(7, unix_nanos(span.start));
     w.varint_field(6, kind(&SpanKind::Server));
@@ -367,23 +431,80 @@ fn unix_nanos(time: SystemTime) -> u64 {
 // AnyValue { string_value = 1; bool_value = 2; int_value = 3;
 //            double_value = 4; array_value = 5 }
 
+/// The constant part of a span attribute: `KeyValue.key` and the tag of
+/// `KeyValue.value`, encoded once.
+struct AttributeKey {
+    /// `0x0a, len, key..., 0x12`.
+    encoded: Vec<u8>,
+}
+
+impl AttributeKey {
+    fn new(key: &str) -> Self {
+        let mut encoded = vec![0x0a];
+        let mut len = key.len() as u64;
+        while len >= 0x80 {
+            encoded.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        encoded.push(len as u8);
+        encoded.extend_from_slice(key.as_bytes());
+        encoded.push(0x12);
+        Self { encoded }
+    }
+}
+
+/// The keys of the server span's attributes.
+struct ServerKeys {
+    method: AttributeKey,
+    path: AttributeKey,
+    protocol: AttributeKey,
+    scheme: AttributeKey,
+    server_address: AttributeKey,
+    server_port: AttributeKey,
+    client_address: AttributeKey,
+    user_agent: AttributeKey,
+    status_code: AttributeKey,
+    route: AttributeKey,
+    error_type: AttributeKey,
+}
+
+static SERVER_KEYS: std::sync::LazyLock<ServerKeys> = std::sync::LazyLock::new(|| ServerKeys {
+    method: AttributeKey::new("http.request.method"),
+    path: AttributeKey::new("url.path"),
+    protocol: AttributeKey::new("network.protocol.version"),
+    scheme: AttributeKey::new("url.scheme"),
+    server_address: AttributeKey::new("server.address"),
+    server_port: AttributeKey::new("server.port"),
+    client_address: AttributeKey::new("client.address"),
+    user_agent: AttributeKey::new("user_agent.original"),
+    status_code: AttributeKey::new("http.response.status_code"),
+    route: AttributeKey::new("http.route"),
+    error_type: AttributeKey::new("error.type"),
+});
+
 /// A `KeyValue` attribute (field 9 of a span) with a string value.
-fn string_attribute(w: &mut ReverseWriter, key: &str, value: &str) {
-    w.message(9, |w| {
-        w.message(2, |w| w.bytes_always(1, value.as_bytes()));
-        w.bytes_always(1, key.as_bytes());
-    });
+#[inline]
+fn string_attribute(w: &mut ReverseWriter, key: &AttributeKey, value: &str) {
+    let end = w.written();
+    // AnyValue { string_value = 1 }
+    w.bytes_always(1, value.as_bytes());
+    w.varint((w.written() - end) as u64);
+    w.put(&key.encoded);
+    w.varint((w.written() - end) as u64);
+    w.put_byte(9 << 3 | LEN);
 }
 
 /// A `KeyValue` attribute (field 9 of a span) with an integer value.
-fn int_attribute(w: &mut ReverseWriter, key: &str, value: i64) {
-    w.message(9, |w| {
-        w.message(2, |w| {
-            w.varint(value as u64);
-            w.key(3, VARINT);
-        });
-        w.bytes_always(1, key.as_bytes());
-    });
+#[inline]
+fn int_attribute(w: &mut ReverseWriter, key: &AttributeKey, value: i64) {
+    let end = w.written();
+    // AnyValue { int_value = 3 }
+    w.varint(value as u64);
+    w.put_byte(3 << 3 | VARINT);
+    w.varint((w.written() - end) as u64);
+    w.put(&key.encoded);
+    w.varint((w.written() - end) as u64);
+    w.put_byte(9 << 3 | LEN);
 }
 
 fn write_attributes(w: &mut ReverseWriter, tag: u32, attributes: &[KeyValue]) {
@@ -614,7 +735,11 @@ mod tests {
             sdk_span("save user", &scope, SpanId::from(1)),
         ];
         let resource = resource();
-        let queued: Vec<QueuedSpan> = spans.iter().cloned().map(QueuedSpan::Sdk).collect();
+        let queued: Vec<QueuedSpan> = spans
+            .iter()
+            .cloned()
+            .map(|s| QueuedSpan::Sdk(Box::new(s)))
+            .collect();
         let ours = decoded(&encode_request(&EncodedResource::new(&resource), &queued));
         assert_eq!(ours, reference(&resource, spans));
         assert_eq!(ours.resource_spans[0].scope_spans.len(), 2);
@@ -644,7 +769,11 @@ mod tests {
             },
         ];
         let resource = resource();
-        let queued: Vec<QueuedSpan> = spans.iter().cloned().map(QueuedSpan::Server).collect();
+        let queued: Vec<QueuedSpan> = spans
+            .iter()
+            .cloned()
+            .map(|s| QueuedSpan::Server(Box::new(s)))
+            .collect();
         let bytes = encode_request(&EncodedResource::new(&resource), &queued);
         let as_data: Vec<SpanData> = spans.iter().map(|s| s.to_span_data(&scope)).collect();
         // OpenTelemetry's `TraceState` cannot hold `foo@@bar`: the reference
@@ -666,9 +795,9 @@ mod tests {
     fn mixed_batches_group_server_spans_under_this_crates_scope() {
         let other = InstrumentationScope::builder("handler").build();
         let queued = vec![
-            QueuedSpan::Server(server_span(200, None)),
-            QueuedSpan::Sdk(sdk_span("child", &other, SpanId::from(42))),
-            QueuedSpan::Server(server_span(201, None)),
+            QueuedSpan::Server(Box::new(server_span(200, None))),
+            QueuedSpan::Sdk(Box::new(sdk_span("child", &other, SpanId::from(42)))),
+            QueuedSpan::Server(Box::new(server_span(201, None))),
         ];
         let request = decoded(&encode_request(&EncodedResource::default(), &queued));
         let groups = &request.resource_spans[0].scope_spans;
@@ -693,5 +822,23 @@ mod tests {
         let bytes = writer.finish();
         assert_eq!(bytes.len(), 1 + 2 + 1 + 2 + 10_000);
         assert_eq!(&bytes[..3], &[0x0a, 0x93, 0x4e]);
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut writer = ReverseWriter::with_capacity(1);
+            writer.varint(value);
+            let bytes = writer.finish();
+            assert_eq!(bytes.len(), varint_len(value), "{value}");
+            let decoded = prost::encoding::decode_varint(&mut &bytes[..]).expect("varint");
+            assert_eq!(decoded, value);
+        }
     }
 }
