@@ -14,6 +14,8 @@
 #                the SDK's batch processor and tracing-subscriber's JSON lines
 #                (every request traced), for reference
 #   actix-web-prom  actix-web-prom 0.10's metrics, for reference
+#   metrics-mw   the bare app with our metrics middleware alone (no service
+#                code): what the middleware costs by itself
 #
 # variant_env NAME SINK_GRPC_PORT SINK_HTTP_PORT prints the environment of a
 # flask-app-rs variant (nothing for the hello-server ones);
@@ -23,7 +25,7 @@ target_dir=${CARGO_TARGET_DIR:-target}
 
 variant_command() {
     case $1 in
-        bare | standard | actix-web-prom) echo "$target_dir/release/hello-server" ;;
+        bare | metrics-mw | standard | actix-web-prom) echo "$target_dir/release/hello-server" ;;
         *) echo "$target_dir/release/flask-app-rs" ;;
     esac
 }
@@ -31,6 +33,8 @@ variant_command() {
 # Arguments of the hello-server variants.
 variant_args() { # name port metrics_port sink_http
     case $1 in
+        metrics-mw)
+            echo "--variant metrics --port $2 --metrics-port $3 --otlp-port $4" ;;
         bare | standard | actix-web-prom)
             echo "--variant $1 --port $2 --metrics-port $3 --otlp-port $4" ;;
         *) echo "" ;;
@@ -40,7 +44,7 @@ variant_args() { # name port metrics_port sink_http
 variant_env() { # name port metrics_port sink_grpc sink_http
     local name=$1 port=$2 metrics_port=$3 grpc=$4 http=$5
     case $name in
-        bare | standard | actix-web-prom) return ;;
+        bare | metrics-mw | standard | actix-web-prom) return ;;
     esac
     echo "PORT=$port METRICS_PORT=$metrics_port BIND_ADDRESS=127.0.0.1 WORKERS=1"
     case $name in

@@ -11,6 +11,9 @@ use metrics_middleware::{HttpMetrics, MetricsServer, Naming};
 enum Variant {
     /// The hello routes and nothing else.
     Bare,
+    /// The bare app with the metrics middleware alone (flask-app-rs's metric
+    /// names): what the middleware costs, apart from the service's own work.
+    Metrics,
     /// actix-web-prom 0.10, for comparison.
     ActixWebProm,
     /// flask-app-rs's metrics, a span for every request and its log line,
@@ -69,6 +72,22 @@ async fn run(settings: &Settings) -> std::io::Result<()> {
         .workers(1)
         .bind(addr)?
         .run(),
+        Variant::Metrics => {
+            let metrics = HttpMetrics::builder()
+                .naming(Naming::flask_exporter())
+                .exclude_path("/healthz")
+                .build()
+                .map_err(std::io::Error::other)?;
+            HttpServer::new(move || {
+                App::new()
+                    .service(web::resource("/").to(hello))
+                    .route("/hello/{name}", web::get().to(hello_name))
+                    .wrap(metrics.clone())
+            })
+            .workers(1)
+            .bind(addr)?
+            .run()
+        }
         Variant::ActixWebProm => {
             let prometheus = actix_web_prom::PrometheusMetricsBuilder::new("flask")
                 .endpoint("/metrics")

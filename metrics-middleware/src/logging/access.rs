@@ -16,19 +16,18 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::{StatusCode, Uri, Version};
 use tracing::Level;
 
 use super::layer::LineSink;
 use super::line::{HttpRequestFields, LineTrace};
 use crate::telemetry::attributes::{first_element, parse_ip};
+use crate::telemetry::headers::RequestHeaders;
 use crate::telemetry::limits::{MAX_FORWARDED_FOR_SCAN, MAX_PATH_LEN, MAX_USER_AGENT_LEN};
 
 /// The target of access lines.
 pub const ACCESS_LOG_TARGET: &str = "metrics_middleware::access_log";
-
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The access log; see the module docs. Made by
 /// [`LogSink::access_log`](super::LogSink::access_log).
@@ -54,12 +53,11 @@ pub(crate) struct AccessRequest {
 }
 
 impl AccessRequest {
-    pub(crate) fn new(req: &ServiceRequest) -> Self {
-        let headers = req.headers();
+    pub(crate) fn new(req: &ServiceRequest, headers: &RequestHeaders<'_>) -> Self {
         Self {
             uri: req.uri().clone(),
-            user_agent: headers.get(header::USER_AGENT).cloned(),
-            forwarded_for: headers.get(&X_FORWARDED_FOR).cloned(),
+            user_agent: headers.user_agent.cloned(),
+            forwarded_for: headers.forwarded_for.cloned(),
             peer: req.peer_addr(),
             version: req.version(),
         }
@@ -109,7 +107,13 @@ impl AccessLog {
             Level::INFO,
             ACCESS_LOG_TARGET,
             trace.as_ref(),
-            |out| write!(out, "{} {path} {status}", entry.method),
+            |out| {
+                out.write_str(entry.method)?;
+                out.write_char(' ')?;
+                out.write_str(path)?;
+                out.write_char(' ')?;
+                out.write_str(itoa::Buffer::new().format(status))
+            },
             |fields| {
                 fields.http_request(&HttpRequestFields {
                     method: entry.method,

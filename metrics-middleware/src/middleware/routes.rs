@@ -23,6 +23,7 @@ use actix_web::dev::ServiceRequest;
 use opentelemetry::StringValue;
 
 use crate::metrics::FxBuildHasher;
+use crate::telemetry::record::{keys, StrAttr};
 
 /// Paths longer than this are resolved every time.
 pub(crate) const MAX_CACHED_PATH_LEN: usize = 128;
@@ -37,6 +38,8 @@ const MAX_TEMPLATES: usize = 4096;
 pub(crate) struct Route {
     /// The template, as written in the app: `/users/{id}`.
     pub(crate) template: StringValue,
+    /// The span's `http.route` attribute, encoded.
+    pub(crate) attr: StrAttr,
     /// `{method} {template}` per method, made once each (methods are the
     /// bounded set of `method_label`).
     names: RefCell<Vec<(&'static str, &'static str)>>,
@@ -51,7 +54,11 @@ impl Route {
     /// The span name `{method} {template}`.
     pub(crate) fn span_name(&self, method: &'static str) -> Cow<'static, str> {
         let mut names = self.names.borrow_mut();
-        if let Some((_, name)) = names.iter().find(|(m, _)| *m == method) {
+        // Methods are `&'static` labels: compared by address first.
+        if let Some((_, name)) = names
+            .iter()
+            .find(|(m, _)| std::ptr::eq(*m, method) || *m == method)
+        {
             return Cow::Borrowed(name);
         }
         let name = format!("{method} {}", self.template.as_str());
@@ -105,6 +112,7 @@ impl Routes {
         }
         let keeps_names = by_template.len() < MAX_TEMPLATES;
         let route = Rc::new(Route {
+            attr: StrAttr::new(keys::ROUTE, &template),
             template: StringValue::from(Arc::<str>::from(template.as_str())),
             names: RefCell::default(),
             keeps_names,

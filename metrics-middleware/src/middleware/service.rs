@@ -18,6 +18,7 @@ use crate::metrics::labels::method_label;
 use crate::metrics::request::RequestMetrics;
 use crate::metrics::series_cache::SeriesCache;
 use crate::telemetry::attributes::AttributeCache;
+use crate::telemetry::headers::RequestHeaders;
 
 /// One worker's state: the shared parts and this worker's caches (resolved
 /// metric series, remembered attribute values), which only it touches.
@@ -76,19 +77,26 @@ where
             (Some(metrics), None) if !metrics.mask_unmatched => Some(req.path().into()),
             _ => None,
         };
-        let access = shared
-            .access_log
-            .as_ref()
-            .map(|_| Box::new(AccessRequest::new(&req)));
         let head_request = req.method() == actix_web::http::Method::HEAD;
         let metrics = shared
             .metrics
             .as_ref()
             .map(|metrics| RequestMetrics::start(metrics, method, &mut req));
+        // The tracer (when it records) and the access log read the same
+        // headers: one pass for both.
+        let records = shared.tracer.as_ref().is_some_and(|t| t.records());
+        let found =
+            (records || shared.access_log.is_some()).then(|| RequestHeaders::scan(req.headers()));
+        let access = shared
+            .access_log
+            .as_ref()
+            .zip(found.as_ref())
+            .map(|(_, found)| Box::new(AccessRequest::new(&req, found)));
         let mut trace = shared
             .tracer
             .as_ref()
-            .and_then(|tracer| tracer.start(&req, method, &worker.attributes));
+            .and_then(|tracer| tracer.start(&req, found.as_ref(), method, &worker.attributes));
+        drop(found);
         if let Some(span) = trace.as_mut().and_then(|t| t.span_mut()) {
             shared
                 .on_request

@@ -12,26 +12,28 @@
 //! are cut to their bounds. What fails is ignored and counted.
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::http::Version;
-use opentelemetry::StringValue;
 
+use super::headers::RequestHeaders;
 use super::limits::{
     Field, Reason, Rejections, MAX_FORWARDED_FOR_SCAN, MAX_HOST_LEN, MAX_PATH_LEN,
     MAX_USER_AGENT_LEN,
 };
-use super::record::HttpAttributes;
+use super::record::{keys, HttpAttributes, StrAttr};
 
 /// One worker's remembered values; see the module docs.
 #[derive(Default)]
 pub(crate) struct AttributeCache {
-    host: Remembered<Option<(StringValue, Option<u16>)>>,
-    user_agent: Remembered<StringValue>,
-    client: RefCell<Option<(IpAddr, StringValue)>>,
-    path: RefCell<Option<StringValue>>,
+    host: Remembered<Option<(StrAttr, Option<u16>)>>,
+    user_agent: Remembered<StrAttr>,
+    client: RefCell<Option<(IpAddr, StrAttr)>>,
+    path: RefCell<Option<StrAttr>>,
+    /// Attributes of values from a fixed set (methods, schemes, protocol
+    /// versions), encoded once each, found by the values' addresses.
+    fixed: RefCell<Vec<(&'static str, &'static str, StrAttr)>>,
 }
 
 /// The last header value seen and what was made of it.
@@ -59,34 +61,33 @@ impl<T: Clone> Remembered<T> {
     }
 }
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
 impl AttributeCache {
     /// The attributes known when the request arrives.
     pub(crate) fn request(
         &self,
         req: &ServiceRequest,
+        headers: &RequestHeaders<'_>,
         method: &'static str,
         rejections: &Rejections,
     ) -> HttpAttributes {
-        let headers = req.headers();
+        let protocol = match req.version() {
+            Version::HTTP_09 => "0.9",
+            Version::HTTP_10 => "1.0",
+            Version::HTTP_2 => "2",
+            Version::HTTP_3 => "3",
+            _ => "1.1",
+        };
+        let scheme = if req.app_config().secure() {
+            "https"
+        } else {
+            "http"
+        };
         let mut attributes = HttpAttributes {
             method,
+            method_attr: self.fixed(keys::METHOD, method),
             path: self.path(req.path(), rejections),
-            protocol: match req.version() {
-                Version::HTTP_09 => "0.9",
-                Version::HTTP_10 => "1.0",
-                Version::HTTP_2 => "2",
-                Version::HTTP_3 => "3",
-                _ => "1.1",
-            },
-            scheme: if req.app_config().secure() {
-                "https"
-            } else {
-                "http"
-            },
+            protocol: self.fixed(keys::PROTOCOL, protocol),
+            scheme: self.fixed(keys::SCHEME, scheme),
             server_address: None,
             server_port: None,
             client_address: None,
@@ -96,20 +97,20 @@ impl AttributeCache {
             error: None,
             extra: Vec::new(),
         };
-        if let Some(agent) = headers.get(header::USER_AGENT) {
+        if let Some(agent) = headers.user_agent {
             attributes.user_agent = Some(self.user_agent.get(agent, |bytes| {
                 if bytes.len() > MAX_USER_AGENT_LEN {
                     rejections.count(Field::UserAgent, Reason::Truncated);
                 }
-                bounded_text(bytes, MAX_USER_AGENT_LEN)
+                StrAttr::new(keys::USER_AGENT, &bounded_text(bytes, MAX_USER_AGENT_LEN))
             }));
         }
         // `Forwarded` (RFC 7239) is rare enough to leave to actix's parser;
         // what it yields is checked the same way.
-        if headers.contains_key(header::FORWARDED) {
+        if headers.forwarded {
             self.forwarded(req, &mut attributes, rejections);
         } else {
-            self.x_forwarded(req, &mut attributes, rejections);
+            self.x_forwarded(req, headers, &mut attributes, rejections);
         }
         attributes
     }
@@ -117,22 +118,22 @@ impl AttributeCache {
     fn x_forwarded(
         &self,
         req: &ServiceRequest,
+        headers: &RequestHeaders<'_>,
         attributes: &mut HttpAttributes,
         rejections: &Rejections,
     ) {
-        let headers = req.headers();
-        if let Some(proto) = headers.get(&X_FORWARDED_PROTO) {
+        if let Some(proto) = headers.forwarded_proto {
             match scheme(first_element(proto.as_bytes(), 16)) {
-                Some(scheme) => attributes.scheme = scheme,
+                Some(scheme) => attributes.scheme = self.fixed(keys::SCHEME, scheme),
                 None => rejections.count(Field::ForwardedProto, Reason::Malformed),
             }
         }
         let mut host = None;
-        if let Some(forwarded_host) = headers.get(&X_FORWARDED_HOST) {
+        if let Some(forwarded_host) = headers.forwarded_host {
             host = self.host(forwarded_host, Field::ForwardedHost, rejections);
         }
         if host.is_none() {
-            if let Some(value) = headers.get(header::HOST) {
+            if let Some(value) = headers.host {
                 host = self.host(value, Field::Host, rejections);
             }
         }
@@ -144,23 +145,24 @@ impl AttributeCache {
                 let authority = req.uri().authority().map(|a| a.as_str());
                 let name = authority.unwrap_or_else(|| req.app_config().host());
                 match parse_host(name.as_bytes()) {
-                    Some((address, port)) => (StringValue::from(address.to_owned()), port),
-                    None => return self.client(req, attributes, rejections),
+                    Some((address, port)) => (StrAttr::new(keys::SERVER_ADDRESS, address), port),
+                    None => return self.client(req, headers, attributes, rejections),
                 }
             }
         };
         attributes.server_address = Some(address);
         attributes.server_port = port;
-        self.client(req, attributes, rejections);
+        self.client(req, headers, attributes, rejections);
     }
 
     fn client(
         &self,
         req: &ServiceRequest,
+        headers: &RequestHeaders<'_>,
         attributes: &mut HttpAttributes,
         rejections: &Rejections,
     ) {
-        if let Some(forwarded_for) = req.headers().get(&X_FORWARDED_FOR) {
+        if let Some(forwarded_for) = headers.forwarded_for {
             let first = first_element(forwarded_for.as_bytes(), MAX_FORWARDED_FOR_SCAN);
             match parse_ip(first) {
                 Some(ip) => {
@@ -183,12 +185,12 @@ impl AttributeCache {
     ) {
         let info = req.connection_info();
         match scheme(info.scheme().as_bytes()) {
-            Some(scheme) => attributes.scheme = scheme,
+            Some(scheme) => attributes.scheme = self.fixed(keys::SCHEME, scheme),
             None => rejections.count(Field::Forwarded, Reason::Malformed),
         }
         match parse_host(info.host().as_bytes()) {
             Some((address, port)) => {
-                attributes.server_address = Some(StringValue::from(address.to_owned()));
+                attributes.server_address = Some(StrAttr::new(keys::SERVER_ADDRESS, address));
                 attributes.server_port = port;
             }
             None => rejections.count(Field::Forwarded, Reason::Malformed),
@@ -205,14 +207,14 @@ impl AttributeCache {
         value: &HeaderValue,
         field: Field,
         rejections: &Rejections,
-    ) -> Option<(StringValue, Option<u16>)> {
+    ) -> Option<(StrAttr, Option<u16>)> {
         self.host.get(value, |bytes| {
             if bytes.len() > MAX_HOST_LEN {
                 rejections.count(field, Reason::Oversized);
                 return None;
             }
             let parsed = parse_host(first_element(bytes, MAX_HOST_LEN))
-                .map(|(address, port)| (StringValue::from(Arc::<str>::from(address)), port));
+                .map(|(address, port)| (StrAttr::new(keys::SERVER_ADDRESS, address), port));
             if parsed.is_none() {
                 rejections.count(field, Reason::Malformed);
             }
@@ -220,33 +222,49 @@ impl AttributeCache {
         })
     }
 
-    fn ip(&self, ip: IpAddr) -> StringValue {
+    fn ip(&self, ip: IpAddr) -> StrAttr {
         let mut last = self.client.borrow_mut();
         match &*last {
-            Some((known, text)) if *known == ip => text.clone(),
+            Some((known, attr)) if *known == ip => attr.clone(),
             _ => {
-                let text = StringValue::from(Arc::<str>::from(ip.to_string()));
-                *last = Some((ip, text.clone()));
-                text
+                let attr = StrAttr::new(keys::CLIENT_ADDRESS, &ip.to_string());
+                *last = Some((ip, attr.clone()));
+                attr
             }
         }
     }
 
-    fn path(&self, path: &str, rejections: &Rejections) -> StringValue {
+    fn path(&self, path: &str, rejections: &Rejections) -> StrAttr {
         let mut last = self.path.borrow_mut();
         if let Some(known) = &*last {
-            if known.as_str() == path {
+            if known.value() == path {
                 return known.clone();
             }
         }
         if path.len() > MAX_PATH_LEN {
             rejections.count(Field::Path, Reason::Truncated);
             // Not remembered: an over-long path is an outlier.
-            return bounded_text(path.as_bytes(), MAX_PATH_LEN);
+            return StrAttr::new(keys::PATH, &bounded_text(path.as_bytes(), MAX_PATH_LEN));
         }
-        let value = StringValue::from(Arc::<str>::from(path));
-        *last = Some(value.clone());
-        value
+        let attr = StrAttr::new(keys::PATH, path);
+        *last = Some(attr.clone());
+        attr
+    }
+
+    /// The attribute of a value from a fixed set, encoded once.
+    fn fixed(&self, key: &'static str, value: &'static str) -> StrAttr {
+        let mut fixed = self.fixed.borrow_mut();
+        if let Some((_, _, attr)) = fixed
+            .iter()
+            .find(|(k, v, _)| std::ptr::eq(*k, key) && std::ptr::eq(*v, value))
+        {
+            return attr.clone();
+        }
+        // A value first seen at another address (the same text twice in
+        // the binary) gets an entry of its own: the set stays small.
+        let attr = StrAttr::new(key, value);
+        fixed.push((key, value, attr.clone()));
+        attr
     }
 }
 
@@ -325,13 +343,13 @@ fn parse_host(value: &[u8]) -> Option<(&str, Option<u16>)> {
 
 /// Text of at most `max` bytes, cut at a character boundary; bytes that are
 /// not UTF-8 become U+FFFD.
-fn bounded_text(bytes: &[u8], max: usize) -> StringValue {
+fn bounded_text(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]);
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    StringValue::from(Arc::<str>::from(&text[..end]))
+    text[..end].to_owned()
 }
 
 #[cfg(test)]
@@ -393,7 +411,7 @@ mod tests {
     fn long_text_is_cut_at_a_character_boundary() {
         let text = "é".repeat(300);
         let cut = bounded_text(text.as_bytes(), 511);
-        assert_eq!(cut.as_str().len(), 510);
-        assert!(cut.as_str().chars().all(|c| c == 'é'));
+        assert_eq!(cut.len(), 510);
+        assert!(cut.chars().all(|c| c == 'é'));
     }
 }

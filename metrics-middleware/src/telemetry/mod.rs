@@ -25,6 +25,7 @@ pub mod config;
 mod context;
 mod error;
 pub mod exporters;
+pub(crate) mod headers;
 pub mod limits;
 mod middleware;
 pub mod processor;

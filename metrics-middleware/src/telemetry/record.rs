@@ -9,10 +9,22 @@ use std::borrow::Cow;
 use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId};
-use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use super::propagation::W3cTraceState;
+
+/// The attribute keys of the server span.
+pub(crate) mod keys {
+    pub(crate) const METHOD: &str = "http.request.method";
+    pub(crate) const PATH: &str = "url.path";
+    pub(crate) const PROTOCOL: &str = "network.protocol.version";
+    pub(crate) const SCHEME: &str = "url.scheme";
+    pub(crate) const SERVER_ADDRESS: &str = "server.address";
+    pub(crate) const CLIENT_ADDRESS: &str = "client.address";
+    pub(crate) const USER_AGENT: &str = "user_agent.original";
+    pub(crate) const ROUTE: &str = "http.route";
+}
 
 /// The instrumentation scope of server spans.
 pub(crate) const SCOPE_NAME: &str = "metrics-middleware";
@@ -41,28 +53,97 @@ pub(crate) struct ServerSpan {
     pub(crate) attributes: HttpAttributes,
 }
 
+/// A string attribute of the server span, kept as the protobuf bytes of
+/// the `Span.attributes` field it becomes (tag, `KeyValue` with its key and
+/// `AnyValue`): made once per distinct value by a worker's caches, copied
+/// whole by the encoder. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct StrAttr {
+    key: &'static str,
+    encoded: std::sync::Arc<[u8]>,
+    /// Where the value starts in `encoded` (it ends it).
+    value_start: u32,
+}
+
+impl StrAttr {
+    /// `key` = `value`, encoded.
+    pub(crate) fn new(key: &'static str, value: &str) -> Self {
+        let varint_len = |n: usize| (70 - (n as u64 | 1).leading_zeros() as usize) / 7;
+        let any_len = 1 + varint_len(value.len()) + value.len();
+        let kv_len = 1 + varint_len(key.len()) + key.len() + 1 + varint_len(any_len) + any_len;
+        let mut encoded = Vec::with_capacity(1 + varint_len(kv_len) + kv_len);
+        let varint = |out: &mut Vec<u8>, mut n: usize| {
+            while n >= 0x80 {
+                out.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+        };
+        // Span.attributes = 9 { key = 1; value = 2 { string_value = 1 } }
+        encoded.push(9 << 3 | 2);
+        varint(&mut encoded, kv_len);
+        encoded.push(1 << 3 | 2);
+        varint(&mut encoded, key.len());
+        encoded.extend_from_slice(key.as_bytes());
+        encoded.push(2 << 3 | 2);
+        varint(&mut encoded, any_len);
+        encoded.push(1 << 3 | 2);
+        varint(&mut encoded, value.len());
+        let value_start = encoded.len() as u32;
+        encoded.extend_from_slice(value.as_bytes());
+        Self {
+            key,
+            encoded: encoded.into(),
+            value_start,
+        }
+    }
+
+    /// The value.
+    pub(crate) fn value(&self) -> &str {
+        // Written from a `&str` in `new`.
+        std::str::from_utf8(&self.encoded[self.value_start as usize..]).unwrap_or_default()
+    }
+
+    /// The encoded `Span.attributes` field.
+    pub(crate) fn encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
+    fn key_value(&self) -> KeyValue {
+        KeyValue::new(self.key, self.value().to_owned())
+    }
+}
+
+impl std::fmt::Debug for StrAttr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={:?}", self.key, self.value())
+    }
+}
+
 /// The stable HTTP server conventions, and what hooks added.
 #[derive(Debug, Clone)]
 pub(crate) struct HttpAttributes {
     /// `http.request.method`: a standard method or `_OTHER`.
     pub(crate) method: &'static str,
+    /// The same, encoded.
+    pub(crate) method_attr: StrAttr,
     /// `url.path`, bounded.
-    pub(crate) path: StringValue,
+    pub(crate) path: StrAttr,
     /// `network.protocol.version`.
-    pub(crate) protocol: &'static str,
+    pub(crate) protocol: StrAttr,
     /// `url.scheme`.
-    pub(crate) scheme: &'static str,
+    pub(crate) scheme: StrAttr,
     /// `server.address` and `server.port`.
-    pub(crate) server_address: Option<StringValue>,
+    pub(crate) server_address: Option<StrAttr>,
     pub(crate) server_port: Option<u16>,
     /// `client.address`.
-    pub(crate) client_address: Option<StringValue>,
+    pub(crate) client_address: Option<StrAttr>,
     /// `user_agent.original`, bounded.
-    pub(crate) user_agent: Option<StringValue>,
+    pub(crate) user_agent: Option<StrAttr>,
     /// `http.response.status_code`; 0 until the response is known.
     pub(crate) status_code: u16,
     /// `http.route`, when a route matched.
-    pub(crate) route: Option<StringValue>,
+    pub(crate) route: Option<StrAttr>,
     /// `error.type` for a failure that is not a status (the client went
     /// away, the body failed); a 5xx status is its own `error.type`.
     pub(crate) error: Option<&'static str>,
@@ -83,21 +164,21 @@ impl HttpAttributes {
     /// Every attribute as OpenTelemetry's key-values, in a fixed order.
     pub(crate) fn to_key_values(&self) -> Vec<KeyValue> {
         let mut out = Vec::with_capacity(11 + self.extra.len());
-        out.push(KeyValue::new("http.request.method", self.method));
-        out.push(KeyValue::new("url.path", self.path.clone()));
-        out.push(KeyValue::new("network.protocol.version", self.protocol));
-        out.push(KeyValue::new("url.scheme", self.scheme));
+        out.push(self.method_attr.key_value());
+        out.push(self.path.key_value());
+        out.push(self.protocol.key_value());
+        out.push(self.scheme.key_value());
         if let Some(address) = &self.server_address {
-            out.push(KeyValue::new("server.address", address.clone()));
+            out.push(address.key_value());
         }
         if let Some(port) = self.server_port {
             out.push(KeyValue::new("server.port", i64::from(port)));
         }
         if let Some(client) = &self.client_address {
-            out.push(KeyValue::new("client.address", client.clone()));
+            out.push(client.key_value());
         }
         if let Some(agent) = &self.user_agent {
-            out.push(KeyValue::new("user_agent.original", agent.clone()));
+            out.push(agent.key_value());
         }
         if self.status_code != 0 {
             out.push(KeyValue::new(
@@ -106,7 +187,7 @@ impl HttpAttributes {
             ));
         }
         if let Some(route) = &self.route {
-            out.push(KeyValue::new("http.route", route.clone()));
+            out.push(route.key_value());
         }
         if let Some(error) = self.error_type() {
             out.push(KeyValue::new("error.type", Value::String(error.into())));

@@ -22,6 +22,7 @@ use opentelemetry::Context;
 
 use super::attributes::AttributeCache;
 use super::config::{ParentBasedRoot, Sampler};
+use super::headers::RequestHeaders;
 use super::limits::{Field, Reason, Rejections};
 use super::processor::SpanSink;
 use super::propagation::{self, traceparent, RemoteParent, TraceParent};
@@ -50,22 +51,38 @@ impl ServerTracer {
 
     /// Starts tracing `req`; `None` when there is nothing to trace (no
     /// export and no caller's trace).
+    /// `found` are the request's headers if the caller scanned them already.
     pub(crate) fn start(
         &self,
         req: &ServiceRequest,
+        found: Option<&RequestHeaders<'_>>,
         method: &'static str,
         cache: &AttributeCache,
     ) -> Option<RequestTrace> {
-        let (parent, rejected) = propagation::extract(req.headers());
-        self.count(&rejected);
         let sampler = match &self.mode {
             Mode::Propagate => {
+                let (parent, rejected) = match found {
+                    Some(found) => propagation::extract_found(found, req.headers()),
+                    None => propagation::extract(req.headers()),
+                };
+                self.count(&rejected);
                 let parent = parent?;
                 let cx = propagation::context_with_parent(&Context::new(), &parent);
                 return Some(RequestTrace { cx, span: None });
             }
             Mode::Record { sampler, .. } => sampler,
         };
+        // Sampled requests read up to nine headers: one pass finds them all.
+        let scanned;
+        let found = match found {
+            Some(found) => found,
+            None => {
+                scanned = RequestHeaders::scan(req.headers());
+                &scanned
+            }
+        };
+        let (parent, rejected) = propagation::extract_found(found, req.headers());
+        self.count(&rejected);
         let ids = Ids::for_request(sampler, parent.as_ref());
         let state = parent.as_ref().map(|p| p.state.clone()).unwrap_or_default();
         let span_context = SpanContext::new(
@@ -91,7 +108,7 @@ impl ServerTracer {
                 start: SystemTime::now(),
                 end: SystemTime::UNIX_EPOCH,
                 name: Cow::Borrowed(method),
-                attributes: cache.request(req, method, &self.rejections),
+                attributes: cache.request(req, found, method, &self.rejections),
             })
         });
         Some(RequestTrace { cx, span })
@@ -111,6 +128,11 @@ impl ServerTracer {
             self.rejections
                 .count(Field::CloudTraceContext, Reason::Malformed);
         }
+    }
+
+    /// Whether spans are recorded (and a request's headers all read).
+    pub(crate) fn records(&self) -> bool {
+        matches!(self.mode, Mode::Record { .. })
     }
 
     fn sink(&self) -> Option<&SpanSink> {
@@ -215,7 +237,7 @@ impl RequestTrace {
         span.attributes.status_code = status.as_u16();
         if let Some(route) = route {
             span.name = route.span_name(span.attributes.method);
-            span.attributes.route = Some(route.template.clone());
+            span.attributes.route = Some(route.attr.clone());
         }
     }
 

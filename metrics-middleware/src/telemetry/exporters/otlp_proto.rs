@@ -304,7 +304,7 @@ fn write_server_span(w: &mut ReverseWriter, span: &ServerSpan) {
     let error_type = span.attributes.error_type();
     let status = span.status();
     w.message(15, |w| write_status(w, &status));
-    // Attributes = 9, last first.
+    // Attributes = 9, last first. Most come encoded already.
     let a = &span.attributes;
     let keys = &*SERVER_KEYS;
     for kv in a.extra.iter().rev() {
@@ -314,27 +314,27 @@ fn write_server_span(w: &mut ReverseWriter, span: &ServerSpan) {
         string_attribute(w, &keys.error_type, error);
     }
     if let Some(route) = &a.route {
-        string_attribute(w, &keys.route, route.as_str());
+        w.put(route.encoded());
     }
     if a.status_code != 0 {
         int_attribute(w, &keys.status_code, i64::from(a.status_code));
     }
     if let Some(agent) = &a.user_agent {
-        string_attribute(w, &keys.user_agent, agent.as_str());
+        w.put(agent.encoded());
     }
     if let Some(client) = &a.client_address {
-        string_attribute(w, &keys.client_address, client.as_str());
+        w.put(client.encoded());
     }
     if let Some(port) = a.server_port {
         int_attribute(w, &keys.server_port, i64::from(port));
     }
     if let Some(address) = &a.server_address {
-        string_attribute(w, &keys.server_address, address.as_str());
+        w.put(address.encoded());
     }
-    string_attribute(w, &keys.scheme, a.scheme);
-    string_attribute(w, &keys.protocol, a.protocol);
-    string_attribute(w, &keys.path, a.path.as_str());
-    string_attribute(w, &keys.method, a.method);
+    w.put(a.scheme.encoded());
+    w.put(a.protocol.encoded());
+    w.put(a.path.encoded());
+    w.put(a.method_attr.encoded());
     w.fixed64(8, unix_nanos(span.end));
     w.fixed64(7, unix_nanos(span.start));
     w.varint_field(6, kind(&SpanKind::Server));
@@ -453,32 +453,17 @@ impl AttributeKey {
     }
 }
 
-/// The keys of the server span's attributes.
+/// The keys of the server span's attributes that are not kept encoded
+/// (the others are: see `record::StrAttr`).
 struct ServerKeys {
-    method: AttributeKey,
-    path: AttributeKey,
-    protocol: AttributeKey,
-    scheme: AttributeKey,
-    server_address: AttributeKey,
     server_port: AttributeKey,
-    client_address: AttributeKey,
-    user_agent: AttributeKey,
     status_code: AttributeKey,
-    route: AttributeKey,
     error_type: AttributeKey,
 }
 
 static SERVER_KEYS: std::sync::LazyLock<ServerKeys> = std::sync::LazyLock::new(|| ServerKeys {
-    method: AttributeKey::new("http.request.method"),
-    path: AttributeKey::new("url.path"),
-    protocol: AttributeKey::new("network.protocol.version"),
-    scheme: AttributeKey::new("url.scheme"),
-    server_address: AttributeKey::new("server.address"),
     server_port: AttributeKey::new("server.port"),
-    client_address: AttributeKey::new("client.address"),
-    user_agent: AttributeKey::new("user_agent.original"),
     status_code: AttributeKey::new("http.response.status_code"),
-    route: AttributeKey::new("http.route"),
     error_type: AttributeKey::new("error.type"),
 });
 
@@ -584,7 +569,7 @@ mod tests {
 
     use super::*;
     use crate::telemetry::propagation::W3cTraceState;
-    use crate::telemetry::record::{self, HttpAttributes};
+    use crate::telemetry::record::{self, keys, HttpAttributes, StrAttr};
 
     fn start() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789)
@@ -660,15 +645,16 @@ mod tests {
             name: Cow::Borrowed("GET /hello/{name}"),
             attributes: HttpAttributes {
                 method: "GET",
-                path: "/hello/ada".into(),
-                protocol: "1.1",
-                scheme: "https",
-                server_address: Some("shop.example".into()),
+                method_attr: StrAttr::new(keys::METHOD, "GET"),
+                path: StrAttr::new(keys::PATH, "/hello/ada"),
+                protocol: StrAttr::new(keys::PROTOCOL, "1.1"),
+                scheme: StrAttr::new(keys::SCHEME, "https"),
+                server_address: Some(StrAttr::new(keys::SERVER_ADDRESS, "shop.example")),
                 server_port: Some(8443),
-                client_address: Some("203.0.113.9".into()),
-                user_agent: Some("curl/8".into()),
+                client_address: Some(StrAttr::new(keys::CLIENT_ADDRESS, "203.0.113.9")),
+                user_agent: Some(StrAttr::new(keys::USER_AGENT, "curl/8")),
                 status_code,
-                route: Some("/hello/{name}".into()),
+                route: Some(StrAttr::new(keys::ROUTE, "/hello/{name}")),
                 error: None,
                 extra: vec![KeyValue::new("tenant", "acme"), KeyValue::new("n", 7)],
             },

@@ -24,6 +24,8 @@ use opentelemetry::propagation::{
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TraceId};
 use opentelemetry::Context;
 
+use super::headers::RequestHeaders;
+
 mod cloud_trace;
 pub mod traceparent;
 pub mod tracestate;
@@ -84,29 +86,40 @@ pub struct Rejected {
 /// with bounded effort and allocates only for a valid, non-empty
 /// `tracestate`.
 pub fn extract(headers: &HeaderMap) -> (Option<RemoteParent>, Rejected) {
+    extract_found(&RequestHeaders::trace_only(headers), headers)
+}
+
+/// [`extract`] from headers found already.
+pub(crate) fn extract_found(
+    found: &RequestHeaders<'_>,
+    headers: &HeaderMap,
+) -> (Option<RemoteParent>, Rejected) {
     let mut rejected = Rejected::default();
-    let mut traceparents = headers.get_all(&TRACEPARENT);
-    match (traceparents.next(), traceparents.next()) {
-        (Some(value), None) => match TraceParent::parse(value.as_bytes()) {
+    match (found.traceparent, found.traceparent_repeated) {
+        (Some(value), false) => match TraceParent::parse(value.as_bytes()) {
             Some(parent) => {
-                let fields = headers.get_all(&TRACESTATE).map(|v| v.as_bytes());
-                let state = match W3cTraceState::parse_fields(fields) {
-                    Ok(state) => state,
-                    Err(err) => {
-                        rejected.tracestate_oversized = err.is_oversized();
-                        rejected.tracestate_malformed = !err.is_oversized();
-                        W3cTraceState::EMPTY
+                let state = if found.tracestate {
+                    let fields = headers.get_all(&TRACESTATE).map(|v| v.as_bytes());
+                    match W3cTraceState::parse_fields(fields) {
+                        Ok(state) => state,
+                        Err(err) => {
+                            rejected.tracestate_oversized = err.is_oversized();
+                            rejected.tracestate_malformed = !err.is_oversized();
+                            W3cTraceState::EMPTY
+                        }
                     }
+                } else {
+                    W3cTraceState::EMPTY
                 };
                 return (Some(RemoteParent { parent, state }), rejected);
             }
             None => rejected.traceparent = true,
         },
         // Two `traceparent` fields: the specification asks for a new trace.
-        (Some(_), Some(_)) => rejected.traceparent = true,
+        (Some(_), true) => rejected.traceparent = true,
         (None, _) => {}
     }
-    let cloud = headers.get(&X_CLOUD_TRACE_CONTEXT).and_then(|value| {
+    let cloud = found.cloud_trace_context.and_then(|value| {
         let parsed = cloud_trace::parse(value.as_bytes());
         rejected.cloud_trace_context = parsed.is_none();
         parsed
