@@ -122,7 +122,11 @@ impl LineFormat {
         // copied after that.
         LAST_TRACE.with(|last| {
             let mut last = last.borrow_mut();
-            let (known, prefix, fields) = &mut *last;
+            let CachedTrace {
+                trace: known,
+                prefix,
+                fields,
+            } = &mut *last;
             let same = known.as_ref().is_some_and(|k| {
                 k.trace_id == trace.trace_id
                     && k.span_id == trace.span_id
@@ -400,11 +404,20 @@ impl Visit for MessageField<'_> {
     }
 }
 
+/// The trace of the last line a thread wrote, with the trace prefix it was
+/// written with, and its JSON fields.
+struct CachedTrace {
+    trace: Option<LineTrace>,
+    prefix: Option<Box<str>>,
+    fields: Vec<u8>,
+}
+
 thread_local! {
     /// The trace of the last line written by this thread, and its JSON
     /// fields.
-    static LAST_TRACE: RefCell<(Option<LineTrace>, Option<Box<str>>, Vec<u8>)> =
-        const { RefCell::new((None, None, Vec::new())) };
+    static LAST_TRACE: RefCell<CachedTrace> = const {
+        RefCell::new(CachedTrace { trace: None, prefix: None, fields: Vec::new() })
+    };
 
     /// The current second as `YYYY-MM-DDTHH:MM:SS`, formatted once a second.
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };

@@ -96,7 +96,6 @@ where
             .tracer
             .as_ref()
             .and_then(|tracer| tracer.start(&req, found.as_ref(), method, &worker.attributes));
-        drop(found);
         if let Some(span) = trace.as_mut().and_then(|t| t.span_mut()) {
             shared
                 .on_request
