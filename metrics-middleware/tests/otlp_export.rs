@@ -261,3 +261,35 @@ async fn an_unsampled_request_still_carries_the_callers_trace_id() {
         .expect("flushed");
     assert!(receiver.spans().is_empty(), "nothing exported");
 }
+
+#[actix_web::test]
+async fn gzip_compression_works_over_both_transports() {
+    let receiver = OtlpReceiver::start();
+    for (protocol, endpoint) in [
+        ("grpc", receiver.grpc_endpoint()),
+        ("http/protobuf", receiver.http_endpoint()),
+    ] {
+        let registry = Registry::new();
+        let telemetry = telemetry(
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into()),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip".into()),
+                ("OTEL_TRACES_SAMPLER", "always_on".into()),
+            ],
+            &registry,
+        );
+        let app = init_service(App::new().wrap(telemetry.middleware()).configure(routes)).await;
+        for _ in 0..3 {
+            call_and_read_body(&app, TestRequest::get().uri("/hello/gz").to_request()).await;
+        }
+        telemetry
+            .shutdown(Duration::from_secs(10))
+            .expect("flushed");
+    }
+    let spans = receiver.wait_for_spans("6 spans", Duration::from_secs(10), |s| s.len() >= 6);
+    assert_eq!(spans.len(), 6);
+    assert!(spans.iter().all(|s| s.compressed), "every export gzipped");
+    assert_eq!(spans.iter().filter(|s| s.transport == "grpc").count(), 3);
+    assert!(spans.iter().all(|s| s.name() == "GET /hello/{name}"));
+}

@@ -25,6 +25,8 @@ use prost::Message;
 pub struct ReceivedSpan {
     /// `"grpc"` or `"http"`.
     pub transport: &'static str,
+    /// Whether the request came gzipped.
+    pub compressed: bool,
     /// The resource's attributes, rendered as text.
     pub resource: BTreeMap<String, String>,
     /// The instrumentation scope's name.
@@ -140,7 +142,8 @@ impl OtlpReceiver {
                     let incoming = tonic::transport::server::TcpIncoming::from(listener);
                     tonic::transport::Server::builder()
                         .serve_with_incoming_shutdown(
-                            TraceServiceServer::new(collector),
+                            TraceServiceServer::new(collector)
+                                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
                             incoming,
                             async {
                                 let _ = stopped.await;
@@ -167,34 +170,52 @@ impl OtlpReceiver {
                             .app_data(web::PayloadConfig::new(64 << 20))
                             .route(
                                 "/v1/traces",
-                                web::post().to(move |body: web::Bytes| {
-                                    let received = received.clone();
-                                    async move {
-                                        if !received.keep_spans {
-                                            // Benchmarks: count bytes, not spans, so
-                                            // that the sink stays light.
-                                            received
-                                                .count
-                                                .fetch_add(body.len() as u64, Ordering::Relaxed);
-                                            return HttpResponse::Ok()
-                                                .content_type("application/x-protobuf")
-                                                .finish();
-                                        }
-                                        match ExportTraceServiceRequest::decode(body) {
-                                            Ok(request) => {
-                                                collect(&received, "http", request);
-                                                HttpResponse::Ok()
+                                web::post().to(
+                                    move |req: actix_web::HttpRequest, body: web::Bytes| {
+                                        let received = received.clone();
+                                        async move {
+                                            let compressed = req
+                                                .headers()
+                                                .get("content-encoding")
+                                                .is_some_and(|v| v == "gzip");
+                                            let body = if compressed {
+                                                match gunzip(&body) {
+                                                    Ok(body) => web::Bytes::from(body),
+                                                    Err(err) => {
+                                                        return HttpResponse::BadRequest()
+                                                            .body(format!("not gzip: {err}"))
+                                                    }
+                                                }
+                                            } else {
+                                                body
+                                            };
+                                            if !received.keep_spans {
+                                                // Benchmarks: count bytes, not spans, so
+                                                // that the sink stays light.
+                                                received.count.fetch_add(
+                                                    body.len() as u64,
+                                                    Ordering::Relaxed,
+                                                );
+                                                return HttpResponse::Ok()
                                                     .content_type("application/x-protobuf")
-                                                    .body(
-                                                        ExportTraceServiceResponse::default()
-                                                            .encode_to_vec(),
-                                                    )
+                                                    .finish();
                                             }
-                                            Err(err) => HttpResponse::BadRequest()
-                                                .body(format!("not an export request: {err}")),
+                                            match ExportTraceServiceRequest::decode(body) {
+                                                Ok(request) => {
+                                                    collect(&received, "http", compressed, request);
+                                                    HttpResponse::Ok()
+                                                        .content_type("application/x-protobuf")
+                                                        .body(
+                                                            ExportTraceServiceResponse::default()
+                                                                .encode_to_vec(),
+                                                        )
+                                                }
+                                                Err(err) => HttpResponse::BadRequest()
+                                                    .body(format!("not an export request: {err}")),
+                                            }
                                         }
-                                    }
-                                }),
+                                    },
+                                ),
                             )
                     })
                     .workers(1)
@@ -288,12 +309,21 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        collect(&self.0, "grpc", request.into_inner());
+        let compressed = request
+            .metadata()
+            .get("grpc-encoding")
+            .is_some_and(|v| v == "gzip");
+        collect(&self.0, "grpc", compressed, request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
 
-fn collect(into: &Received, transport: &'static str, request: ExportTraceServiceRequest) {
+fn collect(
+    into: &Received,
+    transport: &'static str,
+    compressed: bool,
+    request: ExportTraceServiceRequest,
+) {
     if !into.keep_spans {
         let spans: usize = request
             .resource_spans
@@ -315,6 +345,7 @@ fn collect(into: &Received, transport: &'static str, request: ExportTraceService
             for span in scope_spans.spans {
                 received.push(ReceivedSpan {
                     transport,
+                    compressed,
                     resource: resource.clone(),
                     scope: scope.clone(),
                     span,
@@ -349,4 +380,11 @@ fn value_text(value: Option<&AnyValue>) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;
+    Ok(out)
 }

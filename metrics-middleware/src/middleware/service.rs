@@ -19,6 +19,7 @@ use crate::metrics::request::RequestMetrics;
 use crate::metrics::series_cache::SeriesCache;
 use crate::telemetry::attributes::AttributeCache;
 use crate::telemetry::headers::RequestHeaders;
+use crate::telemetry::processor::queue::WorkerSink;
 
 /// One worker's state: the shared parts and this worker's caches (resolved
 /// metric series, remembered attribute values), which only it touches.
@@ -27,15 +28,19 @@ pub(crate) struct Worker {
     pub(crate) series: SeriesCache,
     pub(crate) attributes: AttributeCache,
     pub(crate) routes: Routes,
+    /// Where this worker's server spans go.
+    pub(crate) spans: Option<WorkerSink>,
 }
 
 impl Worker {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let spans = shared.tracer.as_ref().and_then(|t| t.worker_sink());
         Self {
             shared,
             series: SeriesCache::default(),
             attributes: AttributeCache::default(),
             routes: Routes::default(),
+            spans,
         }
     }
 }

@@ -222,11 +222,11 @@ fn otlp_processor(
     config: &TelemetryConfig,
 ) -> Result<BoundedBatchProcessor, TelemetryError> {
     use super::config::OtlpProtocol;
-    use super::exporters::OtlpHttpExporter;
+    use super::exporters::{OtlpGrpcExporter, OtlpHttpExporter};
+    let config = config.clone();
     match config.otlp_protocol {
-        OtlpProtocol::Grpc => processor.build_with(super::exporters::otlp::grpc_exporter(config)),
+        OtlpProtocol::Grpc => processor.build_exporting(move || OtlpGrpcExporter::new(&config)),
         OtlpProtocol::HttpProtobuf => {
-            let config = config.clone();
             processor.build_exporting(move || OtlpHttpExporter::new(&config))
         }
     }

@@ -26,6 +26,15 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
+/// OTLP payload compression (`OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpCompression {
+    /// Sent as is (the specification's default).
+    None,
+    /// gzip, for both transports.
+    Gzip,
+}
+
 /// Which requests are traced (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sampler {
@@ -118,6 +127,9 @@ pub struct TelemetryConfig {
     /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`:
     /// headers sent with every export (such as credentials).
     pub otlp_headers: Vec<(String, String)>,
+    /// `OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`: `gzip` or `none` (the default).
+    pub otlp_compression: OtlpCompression,
     /// The span processor's `OTEL_BSP_*` settings.
     pub batch: BatchConfig,
 }
@@ -210,6 +222,15 @@ impl TelemetryConfig {
             Some((_, v)) if v == "http/protobuf" => OtlpProtocol::HttpProtobuf,
             Some((name, v)) => return Err(ConfigError::new(name, &v, "grpc or http/protobuf")),
         };
+        let otlp_compression = match first([
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ]) {
+            None => OtlpCompression::None,
+            Some((_, v)) if v == "gzip" => OtlpCompression::Gzip,
+            Some((_, v)) if v == "none" => OtlpCompression::None,
+            Some((name, v)) => return Err(ConfigError::new(name, &v, "gzip or none")),
+        };
         let positive = |name: &'static str, value: String| {
             let expected = if name.ends_with("_SIZE") {
                 "a whole number above 0"
@@ -287,6 +308,7 @@ impl TelemetryConfig {
             otlp_protocol,
             otlp_timeout,
             otlp_headers,
+            otlp_compression,
             batch,
         })
     }

@@ -37,8 +37,8 @@ pub(crate) mod server;
 pub use bridge::SpanBridge;
 pub use builder::{Telemetry, TelemetryBuilder};
 pub use config::{
-    BatchConfig, ConfigError, OtlpProtocol, ParentBasedRoot, Sampler, TelemetryConfig,
-    TracesExporter,
+    BatchConfig, ConfigError, OtlpCompression, OtlpProtocol, ParentBasedRoot, Sampler,
+    TelemetryConfig, TracesExporter,
 };
 pub use context::{in_current_trace, TraceContext};
 pub use error::TelemetryError;

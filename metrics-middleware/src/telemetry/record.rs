@@ -105,6 +105,7 @@ impl StrAttr {
     }
 
     /// The encoded `Span.attributes` field.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn encoded(&self) -> &[u8] {
         &self.encoded
     }

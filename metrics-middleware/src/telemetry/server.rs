@@ -24,9 +24,10 @@ use super::attributes::AttributeCache;
 use super::config::{ParentBasedRoot, Sampler};
 use super::headers::RequestHeaders;
 use super::limits::{Field, Reason, Rejections};
+use super::processor::queue::WorkerSink;
 use super::processor::SpanSink;
 use super::propagation::{self, traceparent, RemoteParent, TraceParent};
-use super::record::{QueuedSpan, ServerSpan};
+use super::record::ServerSpan;
 use crate::middleware::routes::Route;
 
 /// How requests are traced.
@@ -98,18 +99,16 @@ impl ServerTracer {
         );
         let cx = Context::new().with_remote_span_context(span_context);
         let cx = propagation::with_trace_state(&cx, ids.trace_id, &state);
-        let span = ids.flags.is_sampled().then(|| {
-            Box::new(ServerSpan {
-                trace_id: ids.trace_id,
-                span_id: ids.span_id,
-                flags: ids.flags,
-                parent_span_id: parent.as_ref().map(|p| p.parent.parent_id),
-                trace_state: state,
-                start: SystemTime::now(),
-                end: SystemTime::UNIX_EPOCH,
-                name: Cow::Borrowed(method),
-                attributes: cache.request(req, found, method, &self.rejections),
-            })
+        let span = ids.flags.is_sampled().then(|| ServerSpan {
+            trace_id: ids.trace_id,
+            span_id: ids.span_id,
+            flags: ids.flags,
+            parent_span_id: parent.as_ref().map(|p| p.parent.parent_id),
+            trace_state: state,
+            start: SystemTime::now(),
+            end: SystemTime::UNIX_EPOCH,
+            name: Cow::Borrowed(method),
+            attributes: cache.request(req, found, method, &self.rejections),
         });
         Some(RequestTrace { cx, span })
     }
@@ -135,9 +134,10 @@ impl ServerTracer {
         matches!(self.mode, Mode::Record { .. })
     }
 
-    fn sink(&self) -> Option<&SpanSink> {
+    /// A sink for one worker's spans; `None` when nothing is recorded.
+    pub(crate) fn worker_sink(&self) -> Option<WorkerSink> {
         match &self.mode {
-            Mode::Record { sink, .. } => Some(sink),
+            Mode::Record { sink, .. } => Some(sink.worker()),
             Mode::Propagate => None,
         }
     }
@@ -218,15 +218,14 @@ pub(crate) fn sample(sampler: &Sampler, parent: Option<&TraceParent>, trace_id: 
 /// One request's trace: its context, and its record when sampled.
 pub(crate) struct RequestTrace {
     pub(crate) cx: Context,
-    /// Boxed: actix moves the response (and this with it) several times,
-    /// and a pointer moves cheaper than the record.
-    span: Option<Box<ServerSpan>>,
+    /// The record, inside the request's (boxed) observation.
+    span: Option<ServerSpan>,
 }
 
 impl RequestTrace {
     /// The record, for hooks; `None` unless sampled.
     pub(crate) fn span_mut(&mut self) -> Option<&mut ServerSpan> {
-        self.span.as_deref_mut()
+        self.span.as_mut()
     }
 
     /// The response has started: its status and route name the span.
@@ -242,16 +241,21 @@ impl RequestTrace {
     }
 
     /// The response is done after `elapsed`; `error` says how it failed
-    /// if it did. Queues the record.
-    pub(crate) fn end(self, tracer: &ServerTracer, elapsed: Duration, error: Option<&'static str>) {
-        let (Some(mut span), Some(sink)) = (self.span, tracer.sink()) else {
+    /// if it did. Hands the record to the worker's sink.
+    pub(crate) fn end(
+        self,
+        sink: Option<&WorkerSink>,
+        elapsed: Duration,
+        error: Option<&'static str>,
+    ) {
+        let (Some(mut span), Some(sink)) = (self.span, sink) else {
             return;
         };
         span.end = span.start + elapsed;
         if span.attributes.error.is_none() {
             span.attributes.error = error;
         }
-        sink.push(QueuedSpan::Server(span));
+        sink.push(span);
     }
 }
 

@@ -2,18 +2,20 @@
 //! specification's default): one `POST` of an `ExportTraceServiceRequest`
 //! per batch, encoded by [`otlp_proto`](super::otlp_proto) rather than by
 //! opentelemetry-otlp (see there for why, with the measurement).
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::web::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
 use super::otlp_proto::{encode_request_into, EncodedResource};
-use crate::telemetry::config::TelemetryConfig;
+use crate::telemetry::config::{OtlpCompression, TelemetryConfig};
+use crate::telemetry::processor::queue::Batch;
 use crate::telemetry::processor::{BatchExporter, ExportFailure};
-use crate::telemetry::record::QueuedSpan;
 
 /// Sends spans to an OTLP/HTTP endpoint such as `http://collector:4318/v1/traces`.
 pub(crate) struct OtlpHttpExporter {
     client: reqwest::Client,
     endpoint: reqwest::Url,
     headers: HeaderMap,
+    gzip: bool,
     resource: EncodedResource,
     /// The encoding buffer, kept from batch to batch.
     buffer: std::cell::Cell<Vec<u8>>,
@@ -34,6 +36,10 @@ impl OtlpHttpExporter {
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         );
+        let gzip = config.otlp_compression == OtlpCompression::Gzip;
+        if gzip {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         for (name, value) in &config.otlp_headers {
             let name = HeaderName::try_from(name.as_str())
                 .map_err(|e| format!("invalid header name {name:?}: {e}"))?;
@@ -49,6 +55,7 @@ impl OtlpHttpExporter {
             client,
             endpoint,
             headers,
+            gzip,
             resource: EncodedResource::default(),
             buffer: std::cell::Cell::default(),
         })
@@ -64,10 +71,18 @@ impl std::fmt::Debug for OtlpHttpExporter {
 }
 
 impl BatchExporter for OtlpHttpExporter {
-    async fn export(&self, batch: Vec<QueuedSpan>) -> Result<(), ExportFailure> {
-        let (body, buffer) = encode_request_into(self.buffer.take(), &self.resource, &batch);
+    const TAKES_ENCODED: bool = true;
+
+    async fn export(&self, batch: Batch) -> Result<(), ExportFailure> {
+        let (body, buffer) = encode_request_into(
+            self.buffer.take(),
+            &self.resource,
+            &batch.encoded.bytes,
+            &batch.spans,
+        );
         self.buffer.set(buffer);
         drop(batch);
+        let body = if self.gzip { gzip(&body)? } else { body };
         let response = self
             .client
             .post(self.endpoint.clone())
@@ -95,4 +110,19 @@ impl BatchExporter for OtlpHttpExporter {
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
         self.resource = EncodedResource::new(resource);
     }
+}
+
+/// `body`, gzipped at the fastest level: export runs beside the service,
+/// and bandwidth to a collector is rarely what runs out.
+fn gzip(body: &[u8]) -> Result<Bytes, ExportFailure> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(body)
+        .and_then(|()| encoder.finish())
+        .map(Bytes::from)
+        .map_err(|e| ExportFailure(format!("cannot gzip the request: {e}")))
 }

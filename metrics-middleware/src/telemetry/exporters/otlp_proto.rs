@@ -23,7 +23,7 @@ use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::telemetry::record::{QueuedSpan, ServerSpan, SCOPE_NAME};
+use crate::telemetry::record::{QueuedSpan, ServerSpan, StrAttr, SCOPE_NAME};
 
 /// `SpanFlags`: the parent's remoteness is known (0x100) and true (0x200).
 const FLAG_HAS_IS_REMOTE: u32 = 0x100;
@@ -214,30 +214,48 @@ impl EncodedResource {
     }
 }
 
-/// Encodes one request: the resource once, server spans under this crate's
-/// scope, SDK spans grouped by theirs, each group in the order its first
-/// span appears.
+/// Encodes one request from records (server spans encoded here).
 #[cfg(test)]
 pub(crate) fn encode_request(resource: &EncodedResource, spans: &[QueuedSpan]) -> Bytes {
-    let (bytes, _) = encode_request_into(Vec::new(), resource, spans);
+    let mut encoded = Vec::new();
+    for span in spans {
+        if let QueuedSpan::Server(span) = span {
+            assert!(encode_server_span(&mut encoded, span));
+        }
+    }
+    let (bytes, _) = encode_request_into(Vec::new(), resource, &encoded, spans);
     bytes
 }
 
-/// [`encode_request`] writing in `buffer`'s memory, handed back for the
-/// next batch.
+/// Encodes one request: the resource once; server spans, `encoded` by the
+/// workers, under this crate's scope; the SDK's spans grouped by theirs, in
+/// the order each scope first appears. Written in `buffer`'s memory, which
+/// is handed back for the next batch.
 pub(crate) fn encode_request_into(
     buffer: Vec<u8>,
     resource: &EncodedResource,
+    encoded: &[u8],
     spans: &[QueuedSpan],
 ) -> (Bytes, Vec<u8>) {
-    let capacity = resource.message.len() + 64 + spans.len() * 400;
+    let capacity = resource.message.len() + 128 + encoded.len() + spans.len() * 400;
     let mut writer = ReverseWriter::reusing(buffer, capacity);
+    let groups = group_by_scope(spans);
     // ExportTraceServiceRequest.resource_spans = 1
     writer.message(1, |w| {
         // ResourceSpans: schema_url = 3, scope_spans = 2, resource = 1
         w.string(3, &resource.schema_url);
-        for group in group_by_scope(spans).iter().rev() {
+        for group in groups.iter().rev() {
             w.message(2, |w| write_scope_spans(w, group, spans));
+        }
+        if !encoded.is_empty() {
+            // ScopeSpans: spans = 2 (written by the workers), scope = 1
+            w.message(2, |w| {
+                w.put(encoded);
+                w.message(1, |w| {
+                    w.string(2, env!("CARGO_PKG_VERSION"));
+                    w.string(1, SCOPE_NAME);
+                });
+            });
         }
         w.message(1, |w| w.put(&resource.message));
     });
@@ -256,7 +274,8 @@ fn group_by_scope(spans: &[QueuedSpan]) -> Vec<ScopeGroup<'_>> {
     let mut groups: Vec<ScopeGroup<'_>> = Vec::with_capacity(2);
     for (i, span) in spans.iter().enumerate() {
         let scope = match span {
-            QueuedSpan::Server(_) => None,
+            // Encoded beside the groups.
+            QueuedSpan::Server(_) => continue,
             QueuedSpan::Sdk(data) => Some(&data.instrumentation_scope),
         };
         match groups.iter_mut().find(|g| g.scope == scope) {
@@ -277,10 +296,9 @@ fn write_scope_spans(w: &mut ReverseWriter, group: &ScopeGroup<'_>, spans: &[Que
         group.scope.and_then(|s| s.schema_url()).unwrap_or_default(),
     );
     for &i in group.members.iter().rev() {
-        w.message(2, |w| match &spans[i] {
-            QueuedSpan::Server(span) => write_server_span(w, span),
-            QueuedSpan::Sdk(span) => write_sdk_span(w, span),
-        });
+        if let QueuedSpan::Sdk(span) = &spans[i] {
+            w.message(2, |w| write_sdk_span(w, span));
+        }
     }
     w.message(1, |w| match group.scope {
         Some(scope) => {
@@ -297,54 +315,132 @@ fn write_scope_spans(w: &mut ReverseWriter, group: &ScopeGroup<'_>, spans: &[Que
     });
 }
 
-/// A server span, from its typed fields.
-fn write_server_span(w: &mut ReverseWriter, span: &ServerSpan) {
-    let parent_is_remote = span.parent_span_id.is_some();
-    w.fixed32(16, span_flags(parent_is_remote, span.flags.to_u8()));
-    let error_type = span.attributes.error_type();
-    let status = span.status();
-    w.message(15, |w| write_status(w, &status));
-    // Attributes = 9, last first. Most come encoded already.
+/// Appends `span` as a `ScopeSpans.spans` field (tag 2), written forward
+/// from its typed fields and its pre-encoded attributes. The span's length
+/// goes in a three-byte varint patched at the end (a varint may carry
+/// leading zero groups, which every protobuf parser accepts), sparing a
+/// pass that sizes the span first. False, with nothing appended, if the
+/// span would exceed the two megabytes such a length holds (hooks' values
+/// are the only unbounded part).
+pub(crate) fn encode_server_span(out: &mut Vec<u8>, span: &ServerSpan) -> bool {
+    const MAX_LEN: usize = 1 << 21;
+    let at = out.len();
+    out.push(2 << 3 | LEN);
+    let len_at = out.len();
+    out.extend_from_slice(&[0x80, 0x80, 0x00]);
+    let start = out.len();
     let a = &span.attributes;
     let keys = &*SERVER_KEYS;
-    for kv in a.extra.iter().rev() {
-        w.message(9, |w| write_key_value(w, kv));
+    // Span: fields in ascending order.
+    forward_bytes(out, 1, &span.trace_id.to_bytes());
+    forward_bytes(out, 2, &span.span_id.to_bytes());
+    let state = span.trace_state.as_str();
+    if !state.is_empty() {
+        forward_bytes(out, 3, state.as_bytes());
     }
-    if let Some(error) = &error_type {
-        string_attribute(w, &keys.error_type, error);
+    if let Some(parent) = span.parent_span_id {
+        forward_bytes(out, 4, &parent.to_bytes());
     }
-    if let Some(route) = &a.route {
-        w.put(route.encoded());
-    }
-    if a.status_code != 0 {
-        int_attribute(w, &keys.status_code, i64::from(a.status_code));
-    }
-    if let Some(agent) = &a.user_agent {
-        w.put(agent.encoded());
-    }
-    if let Some(client) = &a.client_address {
-        w.put(client.encoded());
+    forward_bytes(out, 5, span.name.as_bytes());
+    out.extend_from_slice(&[6 << 3 | VARINT, kind(&SpanKind::Server) as u8]);
+    out.push(7 << 3 | FIXED64);
+    out.extend_from_slice(&unix_nanos(span.start).to_le_bytes());
+    out.push(8 << 3 | FIXED64);
+    out.extend_from_slice(&unix_nanos(span.end).to_le_bytes());
+    // Attributes = 9, in the order `HttpAttributes::to_key_values` lists them.
+    out.extend_from_slice(a.method_attr.encoded());
+    out.extend_from_slice(a.path.encoded());
+    out.extend_from_slice(a.protocol.encoded());
+    out.extend_from_slice(a.scheme.encoded());
+    if let Some(address) = &a.server_address {
+        out.extend_from_slice(address.encoded());
     }
     if let Some(port) = a.server_port {
-        int_attribute(w, &keys.server_port, i64::from(port));
+        forward_int_attribute(out, &keys.server_port, i64::from(port));
     }
-    if let Some(address) = &a.server_address {
-        w.put(address.encoded());
+    if let Some(client) = &a.client_address {
+        out.extend_from_slice(client.encoded());
     }
-    w.put(a.scheme.encoded());
-    w.put(a.protocol.encoded());
-    w.put(a.path.encoded());
-    w.put(a.method_attr.encoded());
-    w.fixed64(8, unix_nanos(span.end));
-    w.fixed64(7, unix_nanos(span.start));
-    w.varint_field(6, kind(&SpanKind::Server));
-    w.string(5, &span.name);
-    if let Some(parent) = span.parent_span_id {
-        w.bytes(4, &parent.to_bytes());
+    if let Some(agent) = &a.user_agent {
+        out.extend_from_slice(agent.encoded());
     }
-    w.string(3, span.trace_state.as_str());
-    w.bytes(2, &span.span_id.to_bytes());
-    w.bytes(1, &span.trace_id.to_bytes());
+    if a.status_code != 0 {
+        forward_int_attribute(out, &keys.status_code, i64::from(a.status_code));
+    }
+    if let Some(route) = &a.route {
+        out.extend_from_slice(route.encoded());
+    }
+    if let Some(error) = a.error_type() {
+        out.extend_from_slice(StrAttr::new("error.type", &error).encoded());
+    }
+    if !a.extra.is_empty() {
+        let mut writer = ReverseWriter::with_capacity(64 * a.extra.len());
+        write_attributes(&mut writer, 9, &a.extra);
+        out.extend_from_slice(&writer.finish());
+    }
+    // Status = 15 { message = 2; code = 3 }
+    let status = span.status();
+    let (message, code) = match &status {
+        Status::Unset => ("", 0),
+        Status::Ok => ("", 1),
+        Status::Error { description } => (description.as_ref(), 2),
+    };
+    let message_len = if message.is_empty() {
+        0
+    } else {
+        1 + varint_len(message.len() as u64) + message.len()
+    };
+    let status_len = message_len + if code == 0 { 0 } else { 2 };
+    out.push(15 << 3 | LEN);
+    forward_varint(out, status_len as u64);
+    if !message.is_empty() {
+        forward_bytes(out, 2, message.as_bytes());
+    }
+    if code != 0 {
+        out.extend_from_slice(&[3 << 3 | VARINT, code]);
+    }
+    // Flags = 16: its key (133) takes two varint bytes.
+    out.extend_from_slice(&[(16 << 3 | FIXED32) | 0x80, 0x01]);
+    out.extend_from_slice(
+        &span_flags(span.parent_span_id.is_some(), span.flags.to_u8()).to_le_bytes(),
+    );
+    let len = out.len() - start;
+    if len >= MAX_LEN {
+        out.truncate(at);
+        return false;
+    }
+    out[len_at] = (len as u8 & 0x7f) | 0x80;
+    out[len_at + 1] = ((len >> 7) as u8 & 0x7f) | 0x80;
+    out[len_at + 2] = (len >> 14) as u8;
+    true
+}
+
+fn forward_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A length-delimited field, written forward.
+fn forward_bytes(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
+    out.push(tag << 3 | LEN);
+    forward_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// A `Span.attributes` field with an integer value, written forward.
+fn forward_int_attribute(out: &mut Vec<u8>, key: &AttributeKey, value: i64) {
+    // AnyValue { int_value = 3 }
+    let any_len = 1 + varint_len(value as u64);
+    let kv_len = key.encoded.len() + varint_len(any_len as u64) + any_len;
+    out.push(9 << 3 | LEN);
+    forward_varint(out, kv_len as u64);
+    out.extend_from_slice(&key.encoded);
+    forward_varint(out, any_len as u64);
+    out.push(3 << 3 | VARINT);
+    forward_varint(out, value as u64);
 }
 
 /// A span the SDK ended.
@@ -458,39 +554,12 @@ impl AttributeKey {
 struct ServerKeys {
     server_port: AttributeKey,
     status_code: AttributeKey,
-    error_type: AttributeKey,
 }
 
 static SERVER_KEYS: std::sync::LazyLock<ServerKeys> = std::sync::LazyLock::new(|| ServerKeys {
     server_port: AttributeKey::new("server.port"),
     status_code: AttributeKey::new("http.response.status_code"),
-    error_type: AttributeKey::new("error.type"),
 });
-
-/// A `KeyValue` attribute (field 9 of a span) with a string value.
-#[inline]
-fn string_attribute(w: &mut ReverseWriter, key: &AttributeKey, value: &str) {
-    let end = w.written();
-    // AnyValue { string_value = 1 }
-    w.bytes_always(1, value.as_bytes());
-    w.varint((w.written() - end) as u64);
-    w.put(&key.encoded);
-    w.varint((w.written() - end) as u64);
-    w.put_byte(9 << 3 | LEN);
-}
-
-/// A `KeyValue` attribute (field 9 of a span) with an integer value.
-#[inline]
-fn int_attribute(w: &mut ReverseWriter, key: &AttributeKey, value: i64) {
-    let end = w.written();
-    // AnyValue { int_value = 3 }
-    w.varint(value as u64);
-    w.put_byte(3 << 3 | VARINT);
-    w.varint((w.written() - end) as u64);
-    w.put(&key.encoded);
-    w.varint((w.written() - end) as u64);
-    w.put_byte(9 << 3 | LEN);
-}
 
 fn write_attributes(w: &mut ReverseWriter, tag: u32, attributes: &[KeyValue]) {
     for kv in attributes.iter().rev() {

@@ -16,9 +16,12 @@
 //!   logged at most once every 10 seconds, so a backend that is down costs
 //!   neither the service's speed nor its memory nor its log volume;
 //! - flush and shutdown are bounded in time.
+//!
+//! Server spans reach it without the SDK: for OTLP, encoded by each worker
+//! into a buffer of its own ([`queue`]), for the other exporters as records.
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,10 @@ use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 use super::error::TelemetryError;
 use super::record::{self, QueuedSpan};
+
+pub(crate) mod queue;
+
+use queue::{Batch, SpanQueue, WorkerSink};
 
 /// How often the export thread looks at its control channel while idle.
 const CONTROL_POLL: Duration = Duration::from_millis(50);
@@ -161,19 +168,16 @@ impl BoundedBatchProcessorBuilder {
             .register(Box::new(dropped.clone()))
             .map_err(|e| invalid("otel_spans_dropped_total", e))?;
 
-        let queue = Arc::new(SpanQueue {
-            state: Mutex::new(QueueState {
-                spans: Vec::with_capacity(self.max_batch_size),
-                closed: false,
-            }),
-            batch_ready: Condvar::new(),
-            max_queue_size: self.max_queue_size,
-            max_batch_size: self.max_batch_size,
-        });
+        let queue = Arc::new(SpanQueue::new(
+            self.max_queue_size,
+            self.max_batch_size,
+            E::TAKES_ENCODED,
+        ));
         let worker_queue = Arc::clone(&queue);
         let (control_tx, control_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let queue_full = dropped.with_label_values(&["queue_full"]);
+        let queue_full_for_thread = queue_full.clone();
         let export_failed = dropped.with_label_values(&["export_failed"]);
         let (max_batch_size, scheduled_delay, export_timeout) = (
             self.max_batch_size,
@@ -207,6 +211,7 @@ impl BoundedBatchProcessorBuilder {
                 ExportWorker {
                     exporter,
                     queue: worker_queue,
+                    queue_full: queue_full_for_thread,
                     control: control_rx,
                     max_batch_size,
                     scheduled_delay,
@@ -263,6 +268,11 @@ impl SpanSink {
         if !self.queue.push(span) {
             self.queue_full.inc();
         }
+    }
+
+    /// A sink of its own for one worker thread.
+    pub(crate) fn worker(&self) -> WorkerSink {
+        WorkerSink::new(Arc::clone(&self.queue), self.queue_full.clone())
     }
 }
 
@@ -341,78 +351,6 @@ impl SpanProcessor for BoundedBatchProcessor {
     }
 }
 
-/// The spans waiting for export.
-struct SpanQueue {
-    state: Mutex<QueueState>,
-    /// Signalled when the queue reaches a full batch.
-    batch_ready: Condvar,
-    max_queue_size: usize,
-    max_batch_size: usize,
-}
-
-struct QueueState {
-    spans: Vec<QueuedSpan>,
-    closed: bool,
-}
-
-impl SpanQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        // A panic while holding the lock leaves a vector of spans, which is
-        // still a vector of spans.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues `span`; false if the queue is full or closed.
-    fn push(&self, span: QueuedSpan) -> bool {
-        let mut state = self.lock();
-        if state.closed || state.spans.len() >= self.max_queue_size {
-            return false;
-        }
-        state.spans.push(span);
-        let batch_full = state.spans.len() == self.max_batch_size;
-        drop(state);
-        if batch_full {
-            self.batch_ready.notify_one();
-        }
-        true
-    }
-
-    fn len(&self) -> usize {
-        self.lock().spans.len()
-    }
-
-    /// Waits up to `timeout` for a full batch; the number of spans queued.
-    fn wait_for_batch(&self, timeout: Duration) -> usize {
-        let mut state = self.lock();
-        if state.spans.len() < self.max_batch_size && !state.closed {
-            state = self
-                .batch_ready
-                .wait_timeout(state, timeout)
-                .map(|(state, _)| state)
-                .unwrap_or_else(|e| e.into_inner().0);
-        }
-        state.spans.len()
-    }
-
-    /// The oldest batch of queued spans (all of them if they fit), so that
-    /// at most one batch is held outside the queue while it is exported.
-    fn take_batch(&self) -> Vec<QueuedSpan> {
-        let mut state = self.lock();
-        if state.spans.len() <= self.max_batch_size {
-            let capacity = self.max_batch_size.min(self.max_queue_size);
-            std::mem::replace(&mut state.spans, Vec::with_capacity(capacity))
-        } else {
-            // Only under overload: more than a batch waiting.
-            let rest = state.spans.split_off(self.max_batch_size);
-            std::mem::replace(&mut state.spans, rest)
-        }
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-    }
-}
-
 enum Control {
     Flush(mpsc::Sender<OTelSdkResult>),
     Shutdown(mpsc::Sender<OTelSdkResult>, Duration),
@@ -422,6 +360,7 @@ enum Control {
 struct ExportWorker<E> {
     exporter: E,
     queue: Arc<SpanQueue>,
+    queue_full: IntCounter,
     control: Receiver<Control>,
     max_batch_size: usize,
     scheduled_delay: Duration,
@@ -473,15 +412,16 @@ impl<E: BatchExporter> ExportWorker<E> {
     /// Exports what is queued now, batch by batch; spans that arrive
     /// meanwhile wait for the next round, so that this ends.
     fn drain(&mut self, runtime: &tokio::runtime::Runtime) -> OTelSdkResult {
+        self.queue.collect_workers(&self.queue_full);
         let mut left = self.queue.len();
         let mut ok = true;
         while left > 0 {
-            let spans = self.queue.take_batch();
-            if spans.is_empty() {
+            let batch = self.queue.take_batch();
+            if batch.len() == 0 {
                 break;
             }
-            left = left.saturating_sub(spans.len());
-            ok &= self.export(runtime, spans);
+            left = left.saturating_sub(batch.len());
+            ok &= self.export(runtime, batch);
         }
         if ok {
             Ok(())
@@ -493,7 +433,7 @@ impl<E: BatchExporter> ExportWorker<E> {
     }
 
     /// Exports `spans`; false if they were lost.
-    fn export(&mut self, runtime: &tokio::runtime::Runtime, spans: Vec<QueuedSpan>) -> bool {
+    fn export(&mut self, runtime: &tokio::runtime::Runtime, spans: Batch) -> bool {
         let count = spans.len() as u64;
         // The export and its timer are made inside the runtime: both may
         // need its context.
@@ -543,11 +483,12 @@ pub(crate) struct ExportFailure(pub(crate) String);
 /// An exporter as the export thread drives it: a batch of queued spans at
 /// a time, on the thread's own runtime.
 pub(crate) trait BatchExporter: 'static {
+    /// Whether it takes server spans encoded by the workers (OTLP), or as
+    /// records.
+    const TAKES_ENCODED: bool;
+
     /// Sends one batch.
-    fn export(
-        &self,
-        batch: Vec<QueuedSpan>,
-    ) -> impl std::future::Future<Output = Result<(), ExportFailure>>;
+    fn export(&self, batch: Batch) -> impl std::future::Future<Output = Result<(), ExportFailure>>;
 
     /// The process's resource, once known.
     fn set_resource(&mut self, _resource: &Resource) {}
@@ -563,8 +504,11 @@ struct SdkExporter<E> {
 }
 
 impl<E: SpanExporter + 'static> BatchExporter for SdkExporter<E> {
-    async fn export(&self, batch: Vec<QueuedSpan>) -> Result<(), ExportFailure> {
+    const TAKES_ENCODED: bool = false;
+
+    async fn export(&self, batch: Batch) -> Result<(), ExportFailure> {
         let spans: Vec<SpanData> = batch
+            .spans
             .into_iter()
             .map(|span| span.into_span_data(&self.scope))
             .collect();
