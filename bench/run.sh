@@ -6,6 +6,9 @@
 #   bench/run.sh [ROUNDS=9] [SECONDS=6]
 #   VARIANTS="metrics full-http" bench/run.sh 11 6
 #
+# Standard error goes to /dev/null (BENCH_STDERR=FILE to keep it): log lines
+# cost their formatting and the writer thread's write(2) calls, not a pipe.
+#
 # Each round runs, for every variant in a shuffled order, the bare app then
 # the variant (a pair), each with a 2 s warm-up and SECONDS of
 # `wrk -t1 -c32`. CPU per request is utime + stime of the server process from
@@ -52,7 +55,7 @@ thread_ticks() {
 # per-thread figures in $logs/threads.
 measure() {
     local variant=$1
-    start_variant "$variant" "$port" "$logs/$variant.log" taskset -c 0
+    start_variant "$variant" "$port" "${BENCH_STDERR:-/dev/null}" taskset -c 0
     local pid=$variant_pid
     for _ in $(seq 100); do
         curl -fs -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break

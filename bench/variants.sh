@@ -6,10 +6,13 @@
 #
 #   metrics      OTEL_TRACES_EXPORTER=none RUST_LOG=warn
 #   full-http    every request traced (always_on), OTLP http/protobuf to the
-#                sink, OTEL_BSP_SCHEDULE_DELAY=1000, RUST_LOG=info (the hello
-#                log line and the access log line)
+#                sink, OTEL_BSP_SCHEDULE_DELAY=1000, RUST_LOG=info: the hello
+#                log line, one per request (ACCESS_LOG=false)
 #   full-grpc    the same over OTLP gRPC
-#   sampled-10   parentbased_traceidratio 0.1, OTLP http/protobuf, RUST_LOG=info
+#   sampled-10   parentbased_traceidratio 0.1, OTLP http/protobuf, RUST_LOG=info,
+#                ACCESS_LOG=false
+#   full-access  full-http with the access log line too (flask-app-rs's
+#                default): two lines per request
 #   standard     the same app on tracing-actix-web, tracing-opentelemetry,
 #                the SDK's batch processor and tracing-subscriber's JSON lines
 #                (every request traced), for reference
@@ -50,16 +53,17 @@ variant_env() { # name port metrics_port sink_grpc sink_http
     case $name in
         metrics)
             echo "OTEL_TRACES_EXPORTER=none RUST_LOG=warn" ;;
-        full-http)
+        full-http | full-access)
             echo "OTEL_TRACES_SAMPLER=always_on OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$http"
-            echo "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_BSP_SCHEDULE_DELAY=1000 RUST_LOG=info" ;;
+            echo "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_BSP_SCHEDULE_DELAY=1000 RUST_LOG=info"
+            [[ $name == full-access ]] && echo "ACCESS_LOG=true" || echo "ACCESS_LOG=false" ;;
         full-grpc)
             echo "OTEL_TRACES_SAMPLER=always_on OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$grpc"
-            echo "OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_BSP_SCHEDULE_DELAY=1000 RUST_LOG=info" ;;
+            echo "OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_BSP_SCHEDULE_DELAY=1000 RUST_LOG=info ACCESS_LOG=false" ;;
         sampled-10)
             echo "OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1"
             echo "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$http OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
-            echo "OTEL_BSP_SCHEDULE_DELAY=1000 RUST_LOG=info" ;;
+            echo "OTEL_BSP_SCHEDULE_DELAY=1000 RUST_LOG=info ACCESS_LOG=false" ;;
         *)
             echo "unknown variant: $name" >&2
             return 1 ;;
@@ -67,7 +71,9 @@ variant_env() { # name port metrics_port sink_grpc sink_http
 }
 
 # Starts a variant in the background with a prefix command (taskset,
-# valgrind, ...); sets $variant_pid. Standard error goes to $3.
+# valgrind, ...); sets $variant_pid. Standard error goes to $3 (give
+# /dev/null, as the CPU benchmark does, to leave the cost of a log pipe
+# out of the figures).
 start_variant() { # name port log prefix...
     local name=$1 port=$2 log=$3
     shift 3
