@@ -26,7 +26,7 @@ pin_project! {
     impl<B> PinnedDrop for ObservedBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(observation) = this.observation.take() {
+            if let Some(mut observation) = this.observation.take() {
                 // A HEAD response sends no body, whatever the handler made.
                 let bytes = if observation.is_head() { 0 } else { *this.bytes };
                 observation.finish(bytes, *this.outcome);

@@ -103,7 +103,9 @@ impl Observation {
 
     /// The response is over: records the metrics, ends the span, writes the
     /// access log line.
-    pub(crate) fn finish(self, response_bytes: u64, outcome: Outcome) {
+    /// Takes what it records (by reference: the observation is boxed, and
+    /// moving it out would copy it).
+    pub(crate) fn finish(&mut self, response_bytes: u64, outcome: Outcome) {
         let elapsed = self.start.elapsed();
         let shared = &self.worker.shared;
         let upgraded = self.status == StatusCode::SWITCHING_PROTOCOLS;
@@ -111,7 +113,7 @@ impl Observation {
             .metrics
             .as_ref()
             .map_or(0, RequestMetrics::request_bytes);
-        if let Some(metrics) = self.metrics {
+        if let Some(metrics) = self.metrics.take() {
             let latency =
                 (!upgraded || shared.upgrades_in_latency).then_some(elapsed.as_secs_f64());
             metrics.finish(latency, response_bytes);
@@ -127,7 +129,7 @@ impl Observation {
                 context: self.trace.as_ref().map(|trace| &trace.cx),
             });
         }
-        if let Some(trace) = self.trace {
+        if let Some(trace) = self.trace.take() {
             trace.end(self.worker.spans.as_ref(), elapsed, outcome.error_type());
         }
     }

@@ -99,7 +99,7 @@ impl ServerTracer {
         );
         let cx = Context::new().with_remote_span_context(span_context);
         let cx = propagation::with_trace_state(&cx, ids.trace_id, &state);
-        let span = ids.flags.is_sampled().then(|| ServerSpan {
+        let span = ids.flags.is_sampled().then(|| Box::new(ServerSpan {
             trace_id: ids.trace_id,
             span_id: ids.span_id,
             flags: ids.flags,
@@ -109,7 +109,7 @@ impl ServerTracer {
             end: SystemTime::UNIX_EPOCH,
             name: Cow::Borrowed(method),
             attributes: cache.request(req, found, method, &self.rejections),
-        });
+        }));
         Some(RequestTrace { cx, span })
     }
 
@@ -218,14 +218,15 @@ pub(crate) fn sample(sampler: &Sampler, parent: Option<&TraceParent>, trace_id: 
 /// One request's trace: its context, and its record when sampled.
 pub(crate) struct RequestTrace {
     pub(crate) cx: Context,
-    /// The record, inside the request's (boxed) observation.
-    span: Option<ServerSpan>,
+    /// The record, for sampled requests only (boxed: it is large, and the
+    /// observation of an unsampled request moves without it).
+    span: Option<Box<ServerSpan>>,
 }
 
 impl RequestTrace {
     /// The record, for hooks; `None` unless sampled.
     pub(crate) fn span_mut(&mut self) -> Option<&mut ServerSpan> {
-        self.span.as_mut()
+        self.span.as_deref_mut()
     }
 
     /// The response has started: its status and route name the span.

@@ -194,9 +194,9 @@ impl WorkerSink {
     }
 
     /// Hands over a finished server span.
-    pub(crate) fn push(&self, span: ServerSpan) {
+    pub(crate) fn push(&self, span: Box<ServerSpan>) {
         if !self.queue.encodes {
-            if !self.queue.push(QueuedSpan::Server(Box::new(span))) {
+            if !self.queue.push(QueuedSpan::Server(span)) {
                 self.queue_full.inc();
             }
             return;
