@@ -10,7 +10,7 @@
 //! else the peer's. Lines go to target `metrics_middleware::access_log` at
 //! INFO, so `RUST_LOG` turns them off like any other
 //! (`RUST_LOG=info,metrics_middleware::access_log=off`).
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::time::Duration;
 
 use std::net::SocketAddr;
@@ -21,7 +21,7 @@ use actix_web::http::{StatusCode, Uri, Version};
 use tracing::Level;
 
 use super::layer::LineSink;
-use super::line::{HttpRequestFields, LineTrace};
+use super::line::{HttpRequestFields, LineTrace, Text};
 use crate::telemetry::attributes::{first_element, parse_ip};
 use crate::telemetry::headers::RequestHeaders;
 use crate::telemetry::limits::{MAX_FORWARDED_FOR_SCAN, MAX_PATH_LEN, MAX_USER_AGENT_LEN};
@@ -105,7 +105,7 @@ impl AccessLog {
         let status = entry.status.as_u16();
         self.sink.emit(
             Level::INFO,
-            ACCESS_LOG_TARGET,
+            Text::Static(ACCESS_LOG_TARGET),
             trace.as_ref(),
             |out| {
                 out.write_str(entry.method)?;

@@ -9,7 +9,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::line::{EventFields, LineFormat, LineTrace, MessageField};
+use super::line::{EventFields, LineFormat, LineTrace, MessageField, Text};
 
 /// The event formatter behind [`Logging`](super::Logging): JSON for Cloud
 /// Logging or text.
@@ -38,12 +38,16 @@ where
         // `log` records arrive with their own target and level in fields.
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        let target = match normalized {
+            Some(_) => Text::Borrowed(metadata.target()),
+            None => Text::Static(event.metadata().target()),
+        };
         let trace = LineTrace::current();
         let mut line = Vec::with_capacity(256);
         self.line.write(
             &mut line,
             *metadata.level(),
-            metadata.target(),
+            target,
             trace.as_ref(),
             |out| {
                 let mut message = MessageField {

@@ -1,6 +1,6 @@
 //! The ways lines reach the writer: a `tracing-subscriber` layer for
 //! `tracing` events, and a `log` logger for `log` records.
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use tracing::{Event, Level, Subscriber};
@@ -9,7 +9,9 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
-use super::line::{with_line_buffer, EventFields, LineFormat, LineTrace, MessageField};
+use super::line::{
+    with_line_buffer, EventFields, LineFormat, LineTrace, MessageField, MessageOut, Text,
+};
 use super::writer::BufferedWriter;
 
 /// Where lines go, in which format: shared by the layer, the `log` bridge
@@ -25,9 +27,9 @@ impl LineSink {
     pub(crate) fn emit(
         &self,
         level: Level,
-        target: &str,
+        target: Text<'_>,
         trace: Option<&LineTrace>,
-        message: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
+        message: impl FnOnce(&mut MessageOut<'_>) -> fmt::Result,
         fields: impl FnOnce(&mut super::line::FieldWriter<'_>),
     ) {
         with_line_buffer(|line| {
@@ -67,10 +69,14 @@ impl<S: Subscriber> Layer<S> for CloudLoggingLayer {
         // `log` records arrive with their own target and level in fields.
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        let target = match normalized {
+            Some(_) => Text::Borrowed(metadata.target()),
+            None => Text::Static(event.metadata().target()),
+        };
         let trace = LineTrace::current();
         self.sink.emit(
             *metadata.level(),
-            metadata.target(),
+            target,
             trace.as_ref(),
             |out| {
                 let mut message = MessageField {
@@ -105,13 +111,18 @@ impl log::Log for LogBridge {
             return;
         }
         let trace = LineTrace::current();
+        // The `log` macros' default target is the module path, static.
+        let target = match record.module_path_static() {
+            Some(path) if std::ptr::eq(path, record.target()) => Text::Static(path),
+            _ => Text::Borrowed(record.target()),
+        };
         self.sink.emit(
             level,
-            record.target(),
+            target,
             trace.as_ref(),
             |out| match record.args().as_str() {
                 // A message without arguments needs no formatting.
-                Some(text) => out.write_str(text),
+                Some(text) => out.write_static(text),
                 None => out.write_fmt(*record.args()),
             },
             |_| {},

@@ -14,7 +14,7 @@
 //! Without a Google Cloud project, the trace cannot be named as Cloud
 //! Logging links it (`projects/PROJECT/traces/ID`), so it is written as
 //! plain `trace_id`, `span_id` and `trace_sampled` fields instead.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +23,7 @@ use tracing::field::{Field, Visit};
 use tracing::Level;
 
 use super::LogFormat;
+use crate::telemetry::propagation::traceparent::write_hex;
 
 /// The keys a JSON line writes itself.
 const RESERVED: [&str; 6] = [
@@ -75,9 +76,9 @@ impl LineFormat {
         &self,
         out: &mut Vec<u8>,
         level: Level,
-        target: &str,
+        target: Text<'_>,
         trace: Option<&LineTrace>,
-        message: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
+        message: impl FnOnce(&mut MessageOut<'_>) -> fmt::Result,
         fields: impl FnOnce(&mut FieldWriter<'_>),
     ) {
         match self.format {
@@ -87,9 +88,12 @@ impl LineFormat {
                 out.extend_from_slice(b"\",\"time\":\"");
                 write_time(out);
                 out.extend_from_slice(b"\",\"message\":\"");
-                let _ = message(&mut JsonEscape(out));
+                let _ = message(&mut MessageOut { out, json: true });
                 out.extend_from_slice(b"\",\"target\":\"");
-                json_escape(out, target);
+                match target {
+                    Text::Static(text) => escape_static(out, text),
+                    Text::Borrowed(text) => json_escape(out, text),
+                }
                 out.push(b'"');
                 if let Some(trace) = trace {
                     self.write_json_trace(out, trace);
@@ -102,61 +106,39 @@ impl LineFormat {
             }
             LogFormat::Text => {
                 write_time(out);
-                let _ = write!(Bytes(out), " {:>5} {target}: ", level.as_str());
-                let _ = message(&mut Bytes(out));
+                let _ = write!(Bytes(out), " {:>5} {}: ", level.as_str(), target.as_str());
+                let _ = message(&mut MessageOut { out, json: false });
                 fields(&mut FieldWriter {
                     out,
                     format: LogFormat::Text,
                 });
                 if let Some(trace) = trace {
                     out.extend_from_slice(b" trace_id=");
-                    write_hex(out, &trace.trace_id);
+                    out.extend_from_slice(&trace_hex(&trace.trace_id));
                 }
                 out.push(b'\n');
             }
         }
     }
 
+    /// The trace's fields. Written afresh for each line (~150 instructions,
+    /// fixed-size copies only): a per-thread cache of the last trace's
+    /// fields cost more than it saved when a request writes one line.
     fn write_json_trace(&self, out: &mut Vec<u8>, trace: &LineTrace) {
-        // A request's lines share their trace: its fields are made once and
-        // copied after that.
-        LAST_TRACE.with(|last| {
-            let mut last = last.borrow_mut();
-            let CachedTrace {
-                trace: known,
-                prefix,
-                fields,
-            } = &mut *last;
-            let same = known.as_ref().is_some_and(|k| {
-                k.trace_id == trace.trace_id
-                    && k.span_id == trace.span_id
-                    && k.sampled == trace.sampled
-            }) && *prefix == self.trace_prefix;
-            if !same {
-                fields.clear();
-                self.encode_json_trace(fields, trace);
-                *known = Some(*trace);
-                prefix.clone_from(&self.trace_prefix);
-            }
-            out.extend_from_slice(fields);
-        });
-    }
-
-    fn encode_json_trace(&self, out: &mut Vec<u8>, trace: &LineTrace) {
         match &self.trace_prefix {
             Some(prefix) => {
                 out.extend_from_slice(b",\"logging.googleapis.com/trace\":\"");
                 out.extend_from_slice(prefix.as_bytes());
-                write_hex(out, &trace.trace_id);
+                out.extend_from_slice(&trace_hex(&trace.trace_id));
                 out.extend_from_slice(b"\",\"logging.googleapis.com/spanId\":\"");
-                write_hex(out, &trace.span_id);
+                out.extend_from_slice(&span_hex(&trace.span_id));
                 out.extend_from_slice(b"\",\"logging.googleapis.com/trace_sampled\":");
             }
             None => {
                 out.extend_from_slice(b",\"trace_id\":\"");
-                write_hex(out, &trace.trace_id);
+                out.extend_from_slice(&trace_hex(&trace.trace_id));
                 out.extend_from_slice(b"\",\"span_id\":\"");
-                write_hex(out, &trace.span_id);
+                out.extend_from_slice(&span_hex(&trace.span_id));
                 out.extend_from_slice(b"\",\"trace_sampled\":");
             }
         }
@@ -197,15 +179,16 @@ impl FieldWriter<'_> {
         value: impl FnOnce(&mut dyn fmt::Write) -> fmt::Result,
     ) {
         self.name(name);
-        match self.format {
-            LogFormat::Json => {
-                self.out.push(b'"');
-                let _ = value(&mut JsonEscape(self.out));
-                self.out.push(b'"');
-            }
-            LogFormat::Text => {
-                let _ = value(&mut Bytes(self.out));
-            }
+        let json = self.format == LogFormat::Json;
+        if json {
+            self.out.push(b'"');
+        }
+        let _ = value(&mut MessageOut {
+            out: self.out,
+            json,
+        });
+        if json {
+            self.out.push(b'"');
         }
     }
 
@@ -404,21 +387,7 @@ impl Visit for MessageField<'_> {
     }
 }
 
-/// The trace of the last line a thread wrote, with the trace prefix it was
-/// written with, and its JSON fields.
-struct CachedTrace {
-    trace: Option<LineTrace>,
-    prefix: Option<Box<str>>,
-    fields: Vec<u8>,
-}
-
 thread_local! {
-    /// The trace of the last line written by this thread, and its JSON
-    /// fields.
-    static LAST_TRACE: RefCell<CachedTrace> = const {
-        RefCell::new(CachedTrace { trace: None, prefix: None, fields: Vec::new() })
-    };
-
     /// The current second as `YYYY-MM-DDTHH:MM:SS`, formatted once a second.
     static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
 }
@@ -437,25 +406,32 @@ fn write_time(out: &mut Vec<u8>) {
         }
         out.extend_from_slice(cache.1.as_bytes());
     });
-    let mut micros = since_epoch.subsec_micros();
+    // Two digits at a time from a table: three steps instead of six.
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    let micros = since_epoch.subsec_micros() as usize;
     let mut digits = *b".000000Z";
-    for slot in digits[1..7].iter_mut().rev() {
-        *slot = b'0' + (micros % 10) as u8;
-        micros /= 10;
+    for (i, pair) in [micros / 10_000, micros / 100 % 100, micros % 100]
+        .into_iter()
+        .enumerate()
+    {
+        digits[1 + 2 * i..3 + 2 * i].copy_from_slice(&PAIRS[2 * pair..2 * pair + 2]);
     }
     out.extend_from_slice(&digits);
 }
 
-/// Lower-case hex, as trace and span ids are written.
-fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// A trace id in lower-case hex, as lines write it (a fixed size, so the
+/// copy into the line is inlined).
+fn trace_hex(id: &[u8; 16]) -> [u8; 32] {
     let mut text = [0_u8; 32];
-    let len = bytes.len().min(16) * 2;
-    for (pair, byte) in text[..len].chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
-    }
-    out.extend_from_slice(&text[..len]);
+    write_hex(&mut text, id);
+    text
+}
+
+/// A span id in lower-case hex.
+fn span_hex(id: &[u8; 8]) -> [u8; 16] {
+    let mut text = [0_u8; 16];
+    write_hex(&mut text, id);
+    text
 }
 
 /// Cloud Logging's `LogSeverity` names.
@@ -479,12 +455,78 @@ impl fmt::Write for Bytes<'_> {
 }
 
 /// `fmt::Write` into a byte buffer as the inside of a JSON string.
-struct JsonEscape<'a>(&'a mut Vec<u8>);
+/// Text a line writes, static or not: static text (a target, a message
+/// without arguments) is checked for characters to escape once per thread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Text<'a> {
+    Static(&'static str),
+    Borrowed(&'a str),
+}
 
-impl fmt::Write for JsonEscape<'_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        json_escape(self.0, text);
+impl<'a> Text<'a> {
+    fn as_str(&self) -> &'a str {
+        match *self {
+            Self::Static(text) => text,
+            Self::Borrowed(text) => text,
+        }
+    }
+}
+
+/// Where a line's message goes: escaped on the way for JSON.
+pub(crate) struct MessageOut<'a> {
+    out: &'a mut Vec<u8>,
+    json: bool,
+}
+
+impl MessageOut<'_> {
+    /// Writes static text, such as a message without arguments.
+    pub(crate) fn write_static(&mut self, text: &'static str) -> fmt::Result {
+        if self.json {
+            escape_static(self.out, text);
+        } else {
+            self.out.extend_from_slice(text.as_bytes());
+        }
         Ok(())
+    }
+}
+
+impl fmt::Write for MessageOut<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if self.json {
+            json_escape(self.out, text);
+        } else {
+            self.out.extend_from_slice(text.as_bytes());
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// Static strings this thread found to need no escaping, by address and
+    /// length: the bytes of a `&'static str` never change, so a line that
+    /// writes the same target or message as an earlier one skips the check.
+    static CLEAN: [Cell<(usize, usize)>; 16] = const { [const { Cell::new((0, 0)) }; 16] };
+}
+
+/// Appends static `text` as the inside of a JSON string.
+fn escape_static(out: &mut Vec<u8>, text: &'static str) {
+    let key = (text.as_ptr() as usize, text.len());
+    let slot = ((key.0 >> 3) ^ key.1) % 16;
+    let known = CLEAN.with(|clean| {
+        let entry = &clean[slot];
+        if entry.get() == key {
+            return true;
+        }
+        let is_clean = !needs_escape(text.as_bytes());
+        if is_clean {
+            entry.set(key);
+        }
+        is_clean
+    });
+    if known {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        json_escape(out, text);
     }
 }
 
@@ -527,18 +569,19 @@ fn json_escape(out: &mut Vec<u8>, text: &str) {
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    // The high bit of each zero byte is set (bytes above a zero one may be
+    // flagged too: only "any" matters here).
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0_u8; 8];
         word.copy_from_slice(chunk);
         let word = u64::from_le_bytes(word);
         // A byte below 0x20 (with its high bit clear): `word - 0x20` borrows.
-        let control = word.wrapping_sub(0x20 * ONES) & !word & HIGHS != 0;
-        if control
-            || has_zero(word ^ (u64::from(b'"') * ONES))
-            || has_zero(word ^ (u64::from(b'\\') * ONES))
-        {
+        let control = word.wrapping_sub(0x20 * ONES) & !word;
+        let quote = zero_bytes(word ^ (u64::from(b'"') * ONES));
+        let backslash = zero_bytes(word ^ (u64::from(b'\\') * ONES));
+        if (control | quote | backslash) & HIGHS != 0 {
             return true;
         }
     }
@@ -572,6 +615,51 @@ pub(crate) fn with_line_buffer(write: impl FnOnce(&mut Vec<u8>)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_text_is_escaped_the_same_on_every_line() {
+        for _ in 0..3 {
+            for (text, escaped) in [
+                ("plain target", "plain target"),
+                ("say \"hi\"", "say \\\"hi\\\""),
+                ("tab\there", "tab\\there"),
+            ] {
+                let mut out = Vec::new();
+                escape_static(&mut out, text);
+                assert_eq!(String::from_utf8(out).expect("utf-8"), escaped);
+            }
+        }
+    }
+
+    #[test]
+    fn the_time_is_rfc3339_with_microseconds_of_now() {
+        let before = SystemTime::now();
+        let mut out = Vec::new();
+        write_time(&mut out);
+        let after = SystemTime::now();
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(text.len(), "2026-11-26T10:49:28.780871Z".len(), "{text}");
+        let time = humantime::parse_rfc3339(&text).expect("RFC 3339");
+        let floor = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .expect("after epoch")
+                .as_micros()
+        };
+        assert!(
+            (floor(before)..=floor(after)).contains(&floor(time)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn ids_are_lower_case_hex() {
+        let id: [u8; 16] = std::array::from_fn(|i| (i as u8) * 17);
+        assert_eq!(&trace_hex(&id), b"00112233445566778899aabbccddeeff");
+        assert_eq!(
+            &span_hex(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 2, 0xff]),
+            b"deadbeef000102ff"
+        );
+    }
 
     #[test]
     fn the_word_at_a_time_check_finds_what_the_byte_check_finds() {

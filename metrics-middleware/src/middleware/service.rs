@@ -87,11 +87,11 @@ where
             .metrics
             .as_ref()
             .map(|metrics| RequestMetrics::start(metrics, method, &mut req));
-        // The tracer (when it records) and the access log read the same
-        // headers: one pass for both.
-        let records = shared.tracer.as_ref().is_some_and(|t| t.records());
-        let found =
-            (records || shared.access_log.is_some()).then(|| RequestHeaders::scan(req.headers()));
+        // The access log reads the headers a span reads: one pass for both.
+        let found = shared
+            .access_log
+            .is_some()
+            .then(|| RequestHeaders::scan(req.headers()));
         let access = shared
             .access_log
             .as_ref()

@@ -48,6 +48,19 @@ pub enum Sampler {
     ParentBased(ParentBasedRoot),
 }
 
+impl Sampler {
+    /// Whether most requests without a caller's decision are sampled.
+    pub(crate) fn mostly_samples(&self) -> bool {
+        match self {
+            Self::AlwaysOn | Self::ParentBased(ParentBasedRoot::AlwaysOn) => true,
+            Self::AlwaysOff | Self::ParentBased(ParentBasedRoot::AlwaysOff) => false,
+            Self::TraceIdRatio(ratio) | Self::ParentBased(ParentBasedRoot::TraceIdRatio(ratio)) => {
+                *ratio >= 0.5
+            }
+        }
+    }
+}
+
 /// The decision of a parent-based sampler for requests without a parent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ParentBasedRoot {

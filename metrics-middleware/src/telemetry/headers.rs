@@ -7,8 +7,10 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use super::propagation::{TRACEPARENT, TRACESTATE, X_CLOUD_TRACE_CONTEXT};
 
 /// The first value of each header telemetry reads.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RequestHeaders<'a> {
+    /// Every header below was looked for (not only the trace headers).
+    pub(crate) complete: bool,
     pub(crate) traceparent: Option<&'a HeaderValue>,
     /// More than one `traceparent` field.
     pub(crate) traceparent_repeated: bool,
@@ -43,7 +45,10 @@ impl<'a> RequestHeaders<'a> {
     /// standard names (`host`, `user-agent`, `forwarded`) by their enum tag,
     /// so that a header telemetry does not read costs a few instructions.
     pub(crate) fn scan(headers: &'a HeaderMap) -> Self {
-        let mut found = Self::default();
+        let mut found = Self {
+            complete: true,
+            ..Self::default()
+        };
         for (name, value) in headers {
             let first = |slot: &mut Option<&'a HeaderValue>| {
                 if slot.is_none() {

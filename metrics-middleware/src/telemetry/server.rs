@@ -73,14 +73,16 @@ impl ServerTracer {
             }
             Mode::Record { sampler, .. } => sampler,
         };
-        // Sampled requests read up to nine headers: one pass finds them all.
-        let scanned;
+        // A sampled request reads up to nine headers, found in one pass; an
+        // unsampled one only the trace headers, found by lookup. Which it
+        // will be is known after the trace headers are read, so a sampler
+        // that mostly samples has all headers found first, and one that
+        // mostly does not has the others found only for the sampled few.
+        let mut scanned = None;
         let found = match found {
             Some(found) => found,
-            None => {
-                scanned = RequestHeaders::scan(req.headers());
-                &scanned
-            }
+            None if sampler.mostly_samples() => scanned.insert(RequestHeaders::scan(req.headers())),
+            None => scanned.insert(RequestHeaders::trace_only(req.headers())),
         };
         let (parent, rejected) = propagation::extract_found(found, req.headers());
         self.count(&rejected);
@@ -98,18 +100,20 @@ impl ServerTracer {
             },
         );
         let cx = Context::new().with_remote_span_context(span_context);
-        let cx = propagation::with_trace_state(&cx, ids.trace_id, &state);
-        let span = ids.flags.is_sampled().then(|| Box::new(ServerSpan {
-            trace_id: ids.trace_id,
-            span_id: ids.span_id,
-            flags: ids.flags,
-            parent_span_id: parent.as_ref().map(|p| p.parent.parent_id),
-            trace_state: state,
-            start: SystemTime::now(),
-            end: SystemTime::UNIX_EPOCH,
-            name: Cow::Borrowed(method),
-            attributes: cache.request(req, found, method, &self.rejections),
-        }));
+        let cx = propagation::with_trace_state(cx, ids.trace_id, &state);
+        let span = ids.flags.is_sampled().then(|| {
+            Box::new(ServerSpan {
+                trace_id: ids.trace_id,
+                span_id: ids.span_id,
+                flags: ids.flags,
+                parent_span_id: parent.as_ref().map(|p| p.parent.parent_id),
+                trace_state: state,
+                start: SystemTime::now(),
+                end: SystemTime::UNIX_EPOCH,
+                name: Cow::Borrowed(method),
+                attributes: cache.request(req, &all_headers(req, found), method, &self.rejections),
+            })
+        });
         Some(RequestTrace { cx, span })
     }
 
@@ -129,17 +133,24 @@ impl ServerTracer {
         }
     }
 
-    /// Whether spans are recorded (and a request's headers all read).
-    pub(crate) fn records(&self) -> bool {
-        matches!(self.mode, Mode::Record { .. })
-    }
-
     /// A sink for one worker's spans; `None` when nothing is recorded.
     pub(crate) fn worker_sink(&self) -> Option<WorkerSink> {
         match &self.mode {
             Mode::Record { sink, .. } => Some(sink.worker()),
             Mode::Propagate => None,
         }
+    }
+}
+
+/// `found` if it has every header a span reads, else a pass that finds them.
+fn all_headers<'a, 'b>(
+    req: &'a ServiceRequest,
+    found: &'b RequestHeaders<'a>,
+) -> Cow<'b, RequestHeaders<'a>> {
+    if found.complete {
+        Cow::Borrowed(found)
+    } else {
+        Cow::Owned(RequestHeaders::scan(req.headers()))
     }
 }
 

@@ -143,14 +143,14 @@ struct ContextTraceState {
 /// `cx` with `parent` as its remote span, and its `tracestate` kept whole.
 pub fn context_with_parent(cx: &Context, parent: &RemoteParent) -> Context {
     let cx = cx.with_remote_span_context(parent.span_context());
-    with_trace_state(&cx, parent.parent.trace_id, &parent.state)
+    with_trace_state(cx, parent.parent.trace_id, &parent.state)
 }
 
 /// Keeps `state` beside the span of `cx` (for trace `trace_id`); nothing
 /// when it is empty.
-pub(crate) fn with_trace_state(cx: &Context, trace_id: TraceId, state: &W3cTraceState) -> Context {
+pub(crate) fn with_trace_state(cx: Context, trace_id: TraceId, state: &W3cTraceState) -> Context {
     if state.is_empty() {
-        return cx.clone();
+        return cx;
     }
     cx.with_value(ContextTraceState {
         trace_id,

@@ -119,18 +119,62 @@ fn hex_u8(digits: &[u8]) -> Option<u8> {
     Some(hex_digit(digits[0])? << 4 | hex_digit(digits[1])?)
 }
 
-/// Lowercase hexadecimal of `bytes` into `out` (twice as long).
+/// Lowercase hexadecimal of `bytes` into `out` (twice as long), four bytes
+/// at a time: every trace and span id of a log line or an outgoing header
+/// is written this way, in about a third of the instructions of a table.
 pub(crate) fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    let mut outs = out.chunks_exact_mut(8);
+    let mut ins = bytes.chunks_exact(4);
+    for (text, chunk) in (&mut outs).zip(&mut ins) {
+        let mut word = [0_u8; 4];
+        word.copy_from_slice(chunk);
+        text.copy_from_slice(&hex_word(u32::from_be_bytes(word)));
+    }
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+    let rest = outs.into_remainder();
+    for (pair, byte) in rest.chunks_exact_mut(2).zip(ins.remainder()) {
         pair[0] = DIGITS[usize::from(byte >> 4)];
         pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 
+/// The eight hex digits of `word`, most significant first.
+fn hex_word(word: u32) -> [u8; 8] {
+    const NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    // Spread the nibbles one to a byte, keeping their order: halves to the
+    // two 32-bit lanes, bytes to the 16-bit lanes, nibbles to the bytes.
+    let x = u64::from(word);
+    let x = (x & 0xffff_0000) << 16 | x & 0xffff;
+    let x = (x & 0x0000_ff00_0000_ff00) << 8 | x & 0x0000_00ff_0000_00ff;
+    let x = (x << 4 | x) & NIBBLES;
+    // A digit above 9 is a letter: 'a' - '0' - 10 = 39 more. A byte holds
+    // at most 15 + 6, so no carry crosses into the next.
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_what_the_formatter_writes() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in 0..=16 {
+            for _ in 0..50 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        (state >> 56) as u8
+                    })
+                    .collect();
+                let mut out = vec![0_u8; 2 * len];
+                write_hex(&mut out, &bytes);
+                let expected: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(String::from_utf8(out).expect("ascii"), expected);
+            }
+        }
+    }
 
     const TRACE: &str = "12345678901234567890123456789012";
     const PARENT: &str = "1234567890123456";
