@@ -31,9 +31,6 @@ pub(crate) struct AttributeCache {
     user_agent: Remembered<StrAttr>,
     client: RefCell<Option<(IpAddr, StrAttr)>>,
     path: RefCell<Option<StrAttr>>,
-    /// Attributes of values from a fixed set (methods, schemes, protocol
-    /// versions), encoded once each, found by the values' addresses.
-    fixed: RefCell<Vec<(&'static str, &'static str, StrAttr)>>,
 }
 
 /// The last header value seen and what was made of it.
@@ -70,24 +67,20 @@ impl AttributeCache {
         method: &'static str,
         rejections: &Rejections,
     ) -> HttpAttributes {
+        // Indices into `record::PROTOCOLS`.
         let protocol = match req.version() {
-            Version::HTTP_09 => "0.9",
-            Version::HTTP_10 => "1.0",
-            Version::HTTP_2 => "2",
-            Version::HTTP_3 => "3",
-            _ => "1.1",
-        };
-        let scheme = if req.app_config().secure() {
-            "https"
-        } else {
-            "http"
+            Version::HTTP_09 => 0,
+            Version::HTTP_10 => 1,
+            Version::HTTP_2 => 3,
+            Version::HTTP_3 => 4,
+            _ => 2,
         };
         let mut attributes = HttpAttributes {
             method,
-            method_attr: self.fixed(keys::METHOD, method),
+            method_attr: StrAttr::method(method),
             path: self.path(req.path(), rejections),
-            protocol: self.fixed(keys::PROTOCOL, protocol),
-            scheme: self.fixed(keys::SCHEME, scheme),
+            protocol: StrAttr::protocol(protocol),
+            scheme: StrAttr::scheme(req.app_config().secure()),
             server_address: None,
             server_port: None,
             client_address: None,
@@ -124,7 +117,7 @@ impl AttributeCache {
     ) {
         if let Some(proto) = headers.forwarded_proto {
             match scheme(first_element(proto.as_bytes(), 16)) {
-                Some(scheme) => attributes.scheme = self.fixed(keys::SCHEME, scheme),
+                Some(secure) => attributes.scheme = StrAttr::scheme(secure),
                 None => rejections.count(Field::ForwardedProto, Reason::Malformed),
             }
         }
@@ -185,7 +178,7 @@ impl AttributeCache {
     ) {
         let info = req.connection_info();
         match scheme(info.scheme().as_bytes()) {
-            Some(scheme) => attributes.scheme = self.fixed(keys::SCHEME, scheme),
+            Some(secure) => attributes.scheme = StrAttr::scheme(secure),
             None => rejections.count(Field::Forwarded, Reason::Malformed),
         }
         match parse_host(info.host().as_bytes()) {
@@ -250,22 +243,6 @@ impl AttributeCache {
         *last = Some(attr.clone());
         attr
     }
-
-    /// The attribute of a value from a fixed set, encoded once.
-    fn fixed(&self, key: &'static str, value: &'static str) -> StrAttr {
-        let mut fixed = self.fixed.borrow_mut();
-        if let Some((_, _, attr)) = fixed
-            .iter()
-            .find(|(k, v, _)| std::ptr::eq(*k, key) && std::ptr::eq(*v, value))
-        {
-            return attr.clone();
-        }
-        // A value first seen at another address (the same text twice in
-        // the binary) gets an entry of its own: the set stays small.
-        let attr = StrAttr::new(key, value);
-        fixed.push((key, value, attr.clone()));
-        attr
-    }
 }
 
 /// The first comma-separated element of a header value (the original
@@ -282,11 +259,12 @@ pub(crate) fn first_element(value: &[u8], scan: usize) -> &[u8] {
 }
 
 /// `http` or `https`, whatever the case.
-fn scheme(value: &[u8]) -> Option<&'static str> {
+/// Whether a scheme is `https` (`Some(true)`) or `http`; `None` for any other.
+fn scheme(value: &[u8]) -> Option<bool> {
     if value.eq_ignore_ascii_case(b"https") {
-        Some("https")
+        Some(true)
     } else if value.eq_ignore_ascii_case(b"http") {
-        Some("http")
+        Some(false)
     } else {
         None
     }
@@ -403,7 +381,7 @@ mod tests {
         assert_eq!(first_element(b"203.0.113.9", 64), b"203.0.113.9");
         let long = format!("{},10.0.0.1", "1".repeat(100));
         assert_eq!(first_element(long.as_bytes(), 64), b"");
-        assert_eq!(scheme(first_element(b"HTTPS, http", 16)), Some("https"));
+        assert_eq!(scheme(first_element(b"HTTPS, http", 16)), Some(true));
         assert_eq!(scheme("x".repeat(10_000).as_bytes()), None);
     }
 

@@ -60,12 +60,92 @@ pub(crate) struct ServerSpan {
 #[derive(Clone)]
 pub(crate) struct StrAttr {
     key: &'static str,
-    encoded: std::sync::Arc<[u8]>,
+    encoded: EncodedAttr,
     /// Where the value starts in `encoded` (it ends it).
     value_start: u32,
 }
 
+/// An attribute's bytes: made for a value seen at run time (shared), or
+/// once per process for a value from a fixed set (static: a copy of it is a
+/// copy of a pointer, with no reference count to change).
+#[derive(Clone)]
+enum EncodedAttr {
+    Shared(std::sync::Arc<[u8]>),
+    Static(&'static [u8]),
+}
+
+impl std::ops::Deref for EncodedAttr {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Shared(bytes) => bytes,
+            Self::Static(bytes) => bytes,
+        }
+    }
+}
+
+/// The attributes whose values come from fixed sets, made once.
+struct FixedAttrs {
+    methods: Vec<StrAttr>,
+    protocols: Vec<StrAttr>,
+    schemes: Vec<StrAttr>,
+}
+
+/// The request methods [`method_label`](crate::metrics::labels::method_label) names.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
+/// The protocol versions of `network.protocol.version`.
+pub(crate) const PROTOCOLS: [&str; 5] = ["0.9", "1.0", "1.1", "2", "3"];
+/// The schemes of `url.scheme`.
+pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
+
+fn fixed_attrs() -> &'static FixedAttrs {
+    static FIXED: std::sync::OnceLock<FixedAttrs> = std::sync::OnceLock::new();
+    FIXED.get_or_init(|| {
+        // Leaked once per process: 17 small values that live as long as it.
+        let make = |key: &'static str, values: &[&str]| {
+            values
+                .iter()
+                .map(|value| {
+                    let shared = StrAttr::new(key, value);
+                    StrAttr {
+                        key,
+                        encoded: EncodedAttr::Static(Box::leak(shared.encoded.to_vec().into())),
+                        value_start: shared.value_start,
+                    }
+                })
+                .collect()
+        };
+        FixedAttrs {
+            methods: make(keys::METHOD, &METHODS),
+            protocols: make(keys::PROTOCOL, &PROTOCOLS),
+            schemes: make(keys::SCHEME, &SCHEMES),
+        }
+    })
+}
+
 impl StrAttr {
+    /// `http.request.method` for a method label.
+    pub(crate) fn method(label: &str) -> Self {
+        let index = METHODS
+            .iter()
+            .position(|m| *m == label)
+            .unwrap_or(METHODS.len() - 1);
+        fixed_attrs().methods[index].clone()
+    }
+
+    /// `network.protocol.version`, one of [`PROTOCOLS`].
+    pub(crate) fn protocol(index: usize) -> Self {
+        fixed_attrs().protocols[index.min(PROTOCOLS.len() - 1)].clone()
+    }
+
+    /// `url.scheme`: `https` if `secure`.
+    pub(crate) fn scheme(secure: bool) -> Self {
+        fixed_attrs().schemes[usize::from(secure)].clone()
+    }
+
     /// `key` = `value`, encoded.
     pub(crate) fn new(key: &'static str, value: &str) -> Self {
         let varint_len = |n: usize| (70 - (n as u64 | 1).leading_zeros() as usize) / 7;
@@ -93,7 +173,7 @@ impl StrAttr {
         encoded.extend_from_slice(value.as_bytes());
         Self {
             key,
-            encoded: encoded.into(),
+            encoded: EncodedAttr::Shared(encoded.into()),
             value_start,
         }
     }

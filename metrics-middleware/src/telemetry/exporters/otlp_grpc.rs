@@ -8,8 +8,6 @@
 //! instructions per span under callgrind), and at 120,000 requests a second
 //! its export thread could not keep up: more than half the spans were
 //! dropped.
-use std::cell::Cell;
-
 use actix_web::web::Bytes;
 use bytes::{Buf, BufMut};
 use tonic::client::Grpc;
@@ -18,7 +16,7 @@ use tonic::metadata::{AsciiMetadataValue, MetadataKey, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
-use super::otlp_proto::{encode_request_into, EncodedResource};
+use super::otlp_proto::{EncodedResource, ExportRequest};
 use crate::telemetry::config::{OtlpCompression, TelemetryConfig};
 use crate::telemetry::processor::queue::Batch;
 use crate::telemetry::processor::{BatchExporter, ExportFailure};
@@ -32,7 +30,6 @@ pub(crate) struct OtlpGrpcExporter {
     endpoint: String,
     metadata: MetadataMap,
     resource: EncodedResource,
-    buffer: Cell<Vec<u8>>,
 }
 
 impl std::fmt::Debug for OtlpGrpcExporter {
@@ -75,7 +72,6 @@ impl OtlpGrpcExporter {
             endpoint: url.clone(),
             metadata,
             resource: EncodedResource::default(),
-            buffer: Cell::default(),
         })
     }
 }
@@ -104,14 +100,8 @@ impl BatchExporter for OtlpGrpcExporter {
     const TAKES_ENCODED: bool = true;
 
     async fn export(&self, batch: Batch) -> Result<(), ExportFailure> {
-        let (body, buffer) = encode_request_into(
-            self.buffer.take(),
-            &self.resource,
-            &batch.encoded.bytes,
-            &batch.spans,
-        );
-        self.buffer.set(buffer);
-        drop(batch);
+        let body = ExportRequest::new(&self.resource, batch.encoded.bytes, &batch.spans);
+        drop(batch.spans);
         let failure = |status: Status| {
             ExportFailure(format!(
                 "gRPC export to {} failed: {} {}",
@@ -129,7 +119,7 @@ impl BatchExporter for OtlpGrpcExporter {
         *request.metadata_mut() = self.metadata.clone();
         let path = http::uri::PathAndQuery::from_static(EXPORT);
         client
-            .unary::<Bytes, Bytes, _>(request, path, RawCodec)
+            .unary::<ExportRequest, Bytes, _>(request, path, RawCodec)
             .await
             .map_err(failure)?;
         Ok(())
@@ -146,7 +136,7 @@ impl BatchExporter for OtlpGrpcExporter {
 struct RawCodec;
 
 impl Codec for RawCodec {
-    type Encode = Bytes;
+    type Encode = ExportRequest;
     type Decode = Bytes;
     type Encoder = RawCodec;
     type Decoder = RawCodec;
@@ -161,11 +151,13 @@ impl Codec for RawCodec {
 }
 
 impl Encoder for RawCodec {
-    type Item = Bytes;
+    type Item = ExportRequest;
     type Error = Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
+    fn encode(&mut self, item: ExportRequest, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        for piece in item.pieces() {
+            dst.put_slice(piece);
+        }
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use actix_web::web::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_TYPE};
 
-use super::otlp_proto::{encode_request_into, EncodedResource};
+use super::otlp_proto::{EncodedResource, ExportRequest};
 use crate::telemetry::config::{OtlpCompression, TelemetryConfig};
 use crate::telemetry::processor::queue::Batch;
 use crate::telemetry::processor::{BatchExporter, ExportFailure};
@@ -17,8 +17,6 @@ pub(crate) struct OtlpHttpExporter {
     headers: HeaderMap,
     gzip: bool,
     resource: EncodedResource,
-    /// The encoding buffer, kept from batch to batch.
-    buffer: std::cell::Cell<Vec<u8>>,
 }
 
 impl OtlpHttpExporter {
@@ -57,7 +55,6 @@ impl OtlpHttpExporter {
             headers,
             gzip,
             resource: EncodedResource::default(),
-            buffer: std::cell::Cell::default(),
         })
     }
 }
@@ -74,15 +71,13 @@ impl BatchExporter for OtlpHttpExporter {
     const TAKES_ENCODED: bool = true;
 
     async fn export(&self, batch: Batch) -> Result<(), ExportFailure> {
-        let (body, buffer) = encode_request_into(
-            self.buffer.take(),
-            &self.resource,
-            &batch.encoded.bytes,
-            &batch.spans,
-        );
-        self.buffer.set(buffer);
-        drop(batch);
-        let body = if self.gzip { gzip(&body)? } else { body };
+        let request = ExportRequest::new(&self.resource, batch.encoded.bytes, &batch.spans);
+        drop(batch.spans);
+        let body = if self.gzip {
+            reqwest::Body::from(gzip(&request)?)
+        } else {
+            reqwest::Body::wrap(request.into_body())
+        };
         let response = self
             .client
             .post(self.endpoint.clone())
@@ -114,14 +109,16 @@ impl BatchExporter for OtlpHttpExporter {
 
 /// `body`, gzipped at the fastest level: export runs beside the service,
 /// and bandwidth to a collector is rarely what runs out.
-fn gzip(body: &[u8]) -> Result<Bytes, ExportFailure> {
+fn gzip(request: &ExportRequest) -> Result<Bytes, ExportFailure> {
     use std::io::Write as _;
     let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
+        Vec::with_capacity(request.len() / 4),
         flate2::Compression::fast(),
     );
-    encoder
-        .write_all(body)
+    request
+        .pieces()
+        .into_iter()
+        .try_for_each(|piece| encoder.write_all(piece))
         .and_then(|()| encoder.finish())
         .map(Bytes::from)
         .map_err(|e| ExportFailure(format!("cannot gzip the request: {e}")))

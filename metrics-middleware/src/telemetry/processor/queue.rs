@@ -23,6 +23,21 @@ pub(crate) struct Encoded {
     pub(crate) count: usize,
 }
 
+impl Encoded {
+    /// What is buffered, leaving an empty buffer of the same capacity: a
+    /// buffer that grew by doubling would copy its spans again and again.
+    fn take(&mut self) -> Self {
+        let capacity = self.bytes.capacity();
+        std::mem::replace(
+            self,
+            Self {
+                bytes: Vec::with_capacity(capacity),
+                count: 0,
+            },
+        )
+    }
+}
+
 /// One export's worth of spans.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -138,10 +153,14 @@ impl SpanQueue {
             let Some(buffer) = worker.upgrade() else {
                 return false;
             };
-            let chunk = std::mem::take(&mut *lock(&buffer));
-            let count = chunk.count;
-            if count > 0 && !self.push_chunk(chunk, false) {
-                queue_full.inc_by(count as u64);
+            let mut buffer = lock(&buffer);
+            if buffer.count > 0 {
+                let chunk = buffer.take();
+                drop(buffer);
+                let count = chunk.count;
+                if !self.push_chunk(chunk, false) {
+                    queue_full.inc_by(count as u64);
+                }
             }
             true
         });
@@ -216,7 +235,7 @@ impl WorkerSink {
         }
         buffer.count += 1;
         if buffer.count >= self.queue.max_batch_size {
-            let chunk = std::mem::take(&mut *buffer);
+            let chunk = buffer.take();
             drop(buffer);
             let count = chunk.count;
             if !self.queue.push_chunk(chunk, true) {
