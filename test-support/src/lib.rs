@@ -15,7 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod capture;
 pub mod otlp;
+pub mod websocket;
+
+pub use capture::LogCapture;
 
 /// A port on loopback that was free a moment ago.
 pub fn free_port() -> u16 {

@@ -168,7 +168,7 @@ impl LoggingError {
 ///     .expect("logging installed once");
 /// log::info!("ready");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct Logging {
     format: Option<LogFormat>,
@@ -176,6 +176,22 @@ pub struct Logging {
     project_id: Option<String>,
     registry: Option<prometheus::Registry>,
     max_buffered_bytes: usize,
+    writer: Option<MakeWriter>,
+}
+
+/// Makes the writer the lines go to.
+type MakeWriter = Arc<dyn Fn() -> Box<dyn std::io::Write + Send> + Send + Sync>;
+
+impl std::fmt::Debug for Logging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logging")
+            .field("format", &self.format)
+            .field("default_filter", &self.default_filter)
+            .field("project_id", &self.project_id)
+            .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .field("writer", &self.writer.as_ref().map(|_| "custom"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Logging {
@@ -187,7 +203,19 @@ impl Logging {
             project_id: None,
             registry: None,
             max_buffered_bytes: 4 << 20,
+            writer: None,
         }
+    }
+
+    /// Where the lines go, instead of standard error: `make` is called once,
+    /// when logging is built, and what it returns gets every line from the
+    /// writer thread (a file, a socket, a buffer a test reads).
+    pub fn writer<W: std::io::Write + Send + 'static>(
+        mut self,
+        make: impl Fn() -> W + Send + Sync + 'static,
+    ) -> Self {
+        self.writer = Some(Arc::new(move || Box::new(make())));
+        self
     }
 
     /// Registers `log_lines_dropped_total` (lines lost because standard
@@ -283,9 +311,12 @@ impl Logging {
                 .register(Box::new(dropped.clone()))
                 .map_err(|e| writer_error(e.to_string()))?;
         }
-        let (writer, guard) =
-            BufferedWriter::new(std::io::stderr(), self.max_buffered_bytes, dropped)
-                .map_err(|e| writer_error(e.to_string()))?;
+        let sink: Box<dyn std::io::Write + Send> = match &self.writer {
+            Some(make) => make(),
+            None => Box::new(std::io::stderr()),
+        };
+        let (writer, guard) = BufferedWriter::new(sink, self.max_buffered_bytes, dropped)
+            .map_err(|e| writer_error(e.to_string()))?;
         let sink = LogSink {
             line: LineSink {
                 format: Arc::new(self.line_format(format)),
