@@ -1,34 +1,31 @@
-//! Observability for [Actix-web] services on Kubernetes and Google Cloud.
+//! Observability for [Actix-web] services on Kubernetes and Google Cloud:
+//! Prometheus request metrics by method, route template and status on a
+//! scrape port of their own, one OpenTelemetry server span per request in the
+//! caller's trace (exported by OTLP or to Cloud Trace, with the GKE
+//! resource), and JSON log lines that Cloud Logging files under their trace.
 //!
-//! Add one middleware and one server to an Actix app and it gets Prometheus
-//! request metrics labelled by method, route template and status, process
-//! metrics, your own metrics on the same registry, and a scrape endpoint on a
-//! port of its own.
+//! One entry point sets it all up, and gives the app one middleware:
 //!
 //! ```no_run
 //! use actix_web::{web, App, HttpServer};
-//! use metrics_middleware::{HttpMetrics, MetricsServer};
+//! use metrics_middleware::Observability;
 //!
-//! #[actix_web::main]
+//! #[actix_web::main] // or #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let metrics = HttpMetrics::builder().exclude_path("/healthz").build()?;
-//!
-//!     // `GET /metrics` on port 9090, away from the public port.
-//!     let scrape = MetricsServer::builder(metrics.registry().clone())
-//!         .bind(([0, 0, 0, 0], 9090))
-//!         .run()?;
-//!     let scrape_handle = scrape.handle();
-//!     actix_web::rt::spawn(scrape);
-//!
+//!     let observability = Observability::builder()
+//!         .service(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+//!         .exclude_path("/healthz")
+//!         .install()?; // metrics on :9090, traces as OTEL_* says, JSON logs
+//!     let middleware = observability.middleware();
 //!     HttpServer::new(move || {
 //!         App::new()
-//!             .wrap(metrics.clone())
 //!             .route("/users/{id}", web::get().to(|| async { "a user" }))
+//!             .wrap(middleware.clone()) // the last `wrap`: outermost
 //!     })
 //!     .bind(("0.0.0.0", 8080))?
 //!     .run()
 //!     .await?;
-//!     scrape_handle.stop(true).await;
+//!     observability.shutdown()?;
 //!     Ok(())
 //! }
 //! ```
@@ -37,14 +34,16 @@
 //!
 //! | concern | module |
 //! |---|---|
-//! | request metrics: builder, names, middleware | [`metrics`] |
+//! | the entry point: every part set up together, one shutdown | [`observability`] |
+//! | the one middleware: exclusions, span hooks, where it goes | [`middleware`] |
+//! | request metrics: builder, names, the metrics-only middleware | [`metrics`] |
 //! | the names of the original Flask service | [`Naming::flask_exporter`] |
 //! | a counter for one route or scope | [`RouteCounter`] |
 //! | `process_*` metrics and `rust_build_info` | [`process`] |
 //! | the scrape endpoint on its own port | [`metrics_server`] |
 //! | the text exposition format | [`text_format`] |
-//! | traces: settings, resource (GKE/GCE), spans, exporters | [`telemetry`] |
-//! | log lines joined to traces in Cloud Logging | [`logging`] |
+//! | traces: settings, propagation, the request's context, exporters | [`telemetry`] |
+//! | log lines joined to traces, the access log | [`logging`] |
 //! | flags and environment variables (`cli` feature) | `cli` |
 //!
 //! [Actix-web]: https://actix.rs

@@ -18,7 +18,7 @@
 //! - flush and shutdown are bounded in time.
 //!
 //! Server spans reach it without the SDK: for OTLP, encoded by each worker
-//! into a buffer of its own ([`queue`]), for the other exporters as records.
+//! into a buffer of its own (`queue`), for the other exporters as records.
 use std::fmt;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
