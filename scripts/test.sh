@@ -8,14 +8,17 @@ scripts/install-test-deps.sh
 
 echo "== formatting and lints" >&2
 cargo fmt --all --check
-# `gcp_trace` is off by default (opentelemetry-stackdriver is deprecated and
-# brings a second tonic); it is checked and tested here all the same.
-cargo clippy --workspace --all-targets --locked --features metrics-middleware/gcp_trace -- -D warnings
+# The optional parts are off by default (`gcp_trace`: opentelemetry-stackdriver
+# is deprecated and brings a second tonic; `reqwest`, `awc`: client spans for
+# services that call out); they are checked and tested here all the same.
+features=metrics-middleware/gcp_trace,metrics-middleware/reqwest,metrics-middleware/awc
+cargo clippy --workspace --all-targets --locked --features "$features" -- -D warnings
 cargo clippy -p metrics-middleware --locked --no-default-features -- -D warnings
-RUSTDOCFLAGS="-D warnings" cargo doc -p metrics-middleware --no-deps --locked --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc -p metrics-middleware --no-deps --locked --quiet \
+    --features reqwest,awc
 
 echo "== tests: Rust workspace" >&2
-cargo test --workspace --locked --features metrics-middleware/gcp_trace
+cargo test --workspace --locked --features "$features"
 
 echo "== tests: ops (manifests, Prometheus config and rules, dashboards, local stack)" >&2
 python3 -m pytest -q ops/tests

@@ -44,6 +44,7 @@
 //! | the text exposition format | [`text_format`] |
 //! | traces: settings, propagation, the request's context, exporters | [`telemetry`] |
 //! | log lines joined to traces, the access log | [`logging`] |
+//! | outgoing calls: client spans, trace headers (`reqwest`, `awc` features) | [`client`] |
 //! | flags and environment variables (`cli` feature) | `cli` |
 //!
 //! [Actix-web]: https://actix.rs
@@ -51,6 +52,7 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod client;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_server;

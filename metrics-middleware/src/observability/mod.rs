@@ -148,6 +148,18 @@ impl Observability {
         SpanBridge::new(self.inner.telemetry.provider().tracer("tracing"))
     }
 
+    /// What the client integrations ([`client`](crate::client)) make client
+    /// spans with: this service's tracer, so the spans are exported with
+    /// its server spans.
+    pub fn client_tracer(&self) -> crate::client::ClientTracer {
+        crate::client::ClientTracer::new(
+            self.inner
+                .telemetry
+                .provider()
+                .tracer_with_scope(crate::client::scope()),
+        )
+    }
+
     /// The scrape server's address, once [`install`](ObservabilityBuilder::install)
     /// started it.
     pub fn metrics_address(&self) -> Option<SocketAddr> {
