@@ -2,10 +2,14 @@
 # The whole demo on one machine: flask-app-rs (with some chaos),
 # custom-metrics-example and a real Prometheus running the repository's
 # scrape configuration and rules, with traffic driven at the hello service.
+# A second flask-app-rs instance ("downstream") is what the first one's
+# `GET /downstream` calls: one trace across two services (server, client,
+# server spans), in the span files of both.
 # Ctrl-C stops everything; so does the end of the traffic (DEMO_DURATION).
 #
 # Settings (environment): APP_PORT (8080), FLASK_METRICS_PORT (9090),
-# CUSTOM_METRICS_PORT (9091), PROMETHEUS_PORT (9095), CHAOS_TARGET_PERCENT (10),
+# CUSTOM_METRICS_PORT (9091), PROMETHEUS_PORT (9095), DOWNSTREAM_PORT (8081),
+# DOWNSTREAM_METRICS_PORT (9092), CHAOS_TARGET_PERCENT (10),
 # DEMO_SCRAPE_INTERVAL (5s), DEMO_DURATION (1800 seconds of traffic),
 # DEMO_BUILD_PROFILE (release, or dev for a quicker build).
 set -euo pipefail
@@ -15,6 +19,8 @@ app_port=${APP_PORT:-8080}
 flask_metrics_port=${FLASK_METRICS_PORT:-9090}
 custom_metrics_port=${CUSTOM_METRICS_PORT:-9091}
 prometheus_port=${PROMETHEUS_PORT:-9095}
+downstream_port=${DOWNSTREAM_PORT:-8081}
+downstream_metrics_port=${DOWNSTREAM_METRICS_PORT:-9092}
 chaos=${CHAOS_TARGET_PERCENT:-10}
 interval=${DEMO_SCRAPE_INTERVAL:-5s}
 duration=${DEMO_DURATION:-1800}
@@ -74,8 +80,13 @@ promtool check config "$work/prometheus.yml" >/dev/null
 # OTEL_TRACES_EXPORTER=otlp and OTEL_EXPORTER_OTLP_ENDPOINT to use one.
 export OTEL_TRACES_EXPORTER=${OTEL_TRACES_EXPORTER:-stdout}
 PORT=$app_port METRICS_PORT=$flask_metrics_port BIND_ADDRESS=127.0.0.1 \
-    CHAOS_TARGET_PERCENT=$chaos RUST_LOG=${RUST_LOG:-warn} "$bin/flask-app-rs" \
+    CHAOS_TARGET_PERCENT=$chaos RUST_LOG=${RUST_LOG:-warn} \
+    DOWNSTREAM_URL="http://127.0.0.1:$downstream_port/hello/upstream" "$bin/flask-app-rs" \
     >"$work/flask-app-rs.spans" &
+pids+=($!)
+PORT=$downstream_port METRICS_PORT=$downstream_metrics_port BIND_ADDRESS=127.0.0.1 \
+    OTEL_SERVICE_NAME=flask-app-rs-downstream RUST_LOG=${RUST_LOG:-warn} "$bin/flask-app-rs" \
+    >"$work/downstream.spans" &
 pids+=($!)
 METRICS_PORT=$custom_metrics_port BIND_ADDRESS=127.0.0.1 RUST_LOG=${RUST_LOG:-warn} \
     "$bin/custom-metrics-example" >"$work/custom-metrics-example.spans" &
@@ -93,6 +104,7 @@ wait_for() { # url
     exit 1
 }
 wait_for "http://127.0.0.1:$app_port/healthz"
+wait_for "http://127.0.0.1:$downstream_port/healthz"
 wait_for "http://127.0.0.1:$custom_metrics_port/metrics"
 wait_for "http://127.0.0.1:$prometheus_port/-/ready"
 
@@ -103,7 +115,8 @@ wait_for "http://127.0.0.1:$prometheus_port/-/ready"
     for ((i = 0; i < duration; i++)); do
         [[ -e $work/stop ]] && break
         curl -s --max-time 5 "$app/?[1-20]" "$app/hello/{alice,bob,carol}" \
-            "$app/delay/{20,150}" "$app/no/such/page" "$app/wp-login.php" >/dev/null || true
+            "$app/delay/{20,150}" "$app/downstream" "$app/no/such/page" "$app/wp-login.php" \
+            >/dev/null || true
         sleep 1
     done
 ) &
@@ -116,7 +129,9 @@ ready
   its metrics      http://127.0.0.1:$flask_metrics_port/metrics
   custom metric    http://127.0.0.1:$custom_metrics_port/metrics
   Prometheus       http://127.0.0.1:$prometheus_port/  (targets: /targets, rules: /rules, alerts: /alerts)
-  spans ($OTEL_TRACES_EXPORTER)  $work/flask-app-rs.spans, $work/custom-metrics-example.spans
+  downstream       http://127.0.0.1:$downstream_port/  (what GET /downstream calls)
+  spans ($OTEL_TRACES_EXPORTER)  $work/flask-app-rs.spans, $work/downstream.spans, $work/custom-metrics-example.spans
+    (a trace of GET /downstream is in both flask-app-rs files: grep its trace id)
 Queries to try in Prometheus:
   sum by (status) (rate(flask_http_request_total[1m]))
   histogram_quantile(0.99, sum by (le, path) (rate(flask_http_request_duration_seconds_bucket[1m])))

@@ -9,6 +9,9 @@
 //!   route templates in the metrics).
 //! - `GET /delay/{ms}` answers after `ms` milliseconds (at most 10 s): slow
 //!   requests for latency panels, and for watching a graceful shutdown drain.
+//! - `GET /downstream` calls the service of `DOWNSTREAM_URL` (404 when it is
+//!   unset, 502 when it cannot be reached) through the traced client, so two
+//!   instances chained show one trace across services.
 //! - `GET /healthz` for Kubernetes probes; neither measured nor traced.
 //! - Metrics on their own port, with the Flask exporter's names.
 //! - One server span per request, exported as `OTEL_*` says, and log lines
@@ -25,9 +28,11 @@ use metrics_middleware::{
 };
 
 mod chaos;
+pub mod downstream;
 pub mod settings;
 
 pub use chaos::Chaos;
+pub use downstream::Downstream;
 
 /// The service's observability: the Flask exporter's metric names, no
 /// telemetry for `/healthz` (probes), its name and version.
@@ -44,6 +49,7 @@ pub struct AppState {
     observability: Observability,
     hello_counter: RouteCounter,
     chaos: Chaos,
+    downstream: Option<Downstream>,
 }
 
 impl AppState {
@@ -62,7 +68,15 @@ impl AppState {
             observability,
             hello_counter,
             chaos,
+            downstream: None,
         })
+    }
+
+    /// `GET /downstream` calls `downstream`.
+    #[must_use]
+    pub fn with_downstream(mut self, downstream: Downstream) -> Self {
+        self.downstream = Some(downstream);
+        self
     }
 
     /// Metrics, traces and logs.
@@ -84,6 +98,7 @@ pub fn app(
     >,
 > {
     let (chaos, counter) = (state.chaos, state.hello_counter.counter().clone());
+    let downstream = state.downstream;
     App::new()
         // Counted where the original's decorator counted: in the view, so
         // only requests that reach it (not a `POST /` answered 405).
@@ -94,6 +109,15 @@ pub fn app(
         .service(get_and_head("/hello/{name}", hello_name))
         .service(get_and_head("/delay/{ms}", delay))
         .service(get_and_head("/healthz", healthz))
+        .service(get_and_head("/downstream", move || {
+            let downstream = downstream.clone();
+            async move {
+                match downstream {
+                    Some(downstream) => downstream.call().await,
+                    None => HttpResponse::NotFound().body("no DOWNSTREAM_URL configured"),
+                }
+            }
+        }))
         // The last `wrap` is the outermost: it sees every request first.
         .wrap(state.observability.middleware())
 }

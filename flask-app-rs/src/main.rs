@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use actix_web::HttpServer;
 use flask_app_rs::settings::Settings;
-use flask_app_rs::{app, observability, AppState};
+use flask_app_rs::{app, observability, AppState, Downstream};
 use metrics_middleware::{cli, BuildError};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +16,8 @@ enum RunError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("server failed: {0}")]
     Serve(io::Error),
+    #[error("downstream client (DOWNSTREAM_URL): {0}")]
+    Downstream(String),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +32,16 @@ fn main() -> ExitCode {
     );
     let result = AppState::new(observability.clone(), settings.chaos_target_percent)
         .map_err(RunError::from)
+        .and_then(|state| match &settings.downstream_url {
+            Some(url) => Downstream::new(
+                url.clone(),
+                observability.client_tracer(),
+                std::time::Duration::from_secs(10),
+            )
+            .map(|downstream| state.with_downstream(downstream))
+            .map_err(RunError::Downstream),
+            None => Ok(state),
+        })
         .and_then(|state| actix_web::rt::System::new().block_on(run(&settings, state)));
     // After SIGTERM has drained the requests: the last spans, the last
     // scrape, the last log lines.

@@ -43,6 +43,11 @@ pub struct Settings {
     #[arg(long, env = "ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
     pub access_log: bool,
 
+    /// The service `GET /downstream` calls, in the request's trace (an
+    /// `http://` or `https://` URL); unset, `GET /downstream` answers 404.
+    #[arg(long, env = "DOWNSTREAM_URL", value_parser = crate::downstream::parse_url)]
+    pub downstream_url: Option<reqwest::Url>,
+
     /// Tracing and logging (`OTEL_*`, `LOG_FORMAT`).
     #[command(flatten)]
     pub telemetry: TelemetryArgs,

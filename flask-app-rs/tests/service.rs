@@ -317,6 +317,8 @@ fn bad_settings_end_start_up_with_one_line_naming_them() {
     assert!(err.contains("OTEL_TRACES_SAMPLER_ARG"), "{err}");
     let err = start_expecting_failure(&[("LOG_FORMAT", "xml")]);
     assert!(err.contains("LOG_FORMAT"), "{err}");
+    let err = start_expecting_failure(&[("DOWNSTREAM_URL", "ftp://files.example/")]);
+    assert!(err.contains("DOWNSTREAM_URL") && err.contains("http"), "{err}");
 
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
@@ -515,4 +517,95 @@ fn with_the_collector_down_every_request_succeeds_and_drops_are_counted() {
         (1..=3).contains(&warnings),
         "{warnings} warnings:\n{output}"
     );
+}
+
+#[test]
+fn two_instances_chained_by_downstream_url_make_one_trace() {
+    let receiver = OtlpReceiver::start();
+    let endpoint = receiver.http_endpoint();
+    let traced = [
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let second = start(&[traced.as_slice(), &[("OTEL_SERVICE_NAME", "second")]].concat());
+    let downstream = format!("{}/hello/first", second.app);
+    let first = start(
+        &[
+            traced.as_slice(),
+            &[
+                ("OTEL_SERVICE_NAME", "first"),
+                ("DOWNSTREAM_URL", downstream.as_str()),
+            ],
+        ]
+        .concat(),
+    );
+    let http = agent();
+    let (status, body) = get(&http, &format!("{}/downstream", first.app)).expect("downstream");
+    assert_eq!((status, body.as_str()), (200, "Hello first!"));
+    // Without DOWNSTREAM_URL there is nothing to call.
+    assert_eq!(
+        get(&http, &format!("{}/downstream", second.app))
+            .expect("404")
+            .0,
+        404
+    );
+
+    let spans = receiver.wait_for_spans("server, client, server", Duration::from_secs(10), |s| {
+        s.iter().any(|s| s.name() == "GET /hello/{name}")
+            && s.iter().any(|s| s.kind() == SpanKind::Client)
+    });
+    let first_span = spans
+        .iter()
+        .find(|s| {
+            s.name() == "GET /downstream"
+                && s.attribute("http.response.status_code").as_deref() == Some("200")
+        })
+        .expect("the first instance's server span");
+    let client = spans
+        .iter()
+        .find(|s| s.kind() == SpanKind::Client)
+        .expect("the client span");
+    let second_span = spans
+        .iter()
+        .find(|s| s.name() == "GET /hello/{name}")
+        .expect("the second instance's server span");
+    assert_eq!(client.trace_id(), first_span.trace_id());
+    assert_eq!(second_span.trace_id(), first_span.trace_id());
+    assert_eq!(client.parent_span_id(), first_span.span_id());
+    assert_eq!(second_span.parent_span_id(), client.span_id());
+    assert_eq!(
+        first_span.resource.get("service.name").map(String::as_str),
+        Some("first")
+    );
+    assert_eq!(
+        second_span.resource.get("service.name").map(String::as_str),
+        Some("second")
+    );
+    assert_eq!(client.attribute("url.full"), Some(downstream));
+}
+
+#[test]
+fn an_unreachable_downstream_is_a_502_and_a_failed_client_span() {
+    let receiver = OtlpReceiver::start();
+    let endpoint = receiver.http_endpoint();
+    // A port nothing listens on.
+    let nowhere = format!("http://127.0.0.1:{}/", free_port());
+    let service = start(&[
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("DOWNSTREAM_URL", nowhere.as_str()),
+    ]);
+    let (status, _) = get(&agent(), &format!("{}/downstream", service.app)).expect("answer");
+    assert_eq!(status, 502);
+    let spans = receiver.wait_for_spans("the client span", Duration::from_secs(10), |s| {
+        s.iter().any(|s| s.kind() == SpanKind::Client)
+    });
+    let client = spans
+        .iter()
+        .find(|s| s.kind() == SpanKind::Client)
+        .expect("client span");
+    assert_eq!(client.attribute("error.type").as_deref(), Some("connect"));
+    assert_eq!(client.status(), test_support::otlp::StatusCode::Error);
 }

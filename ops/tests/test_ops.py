@@ -246,7 +246,8 @@ def metric_names(expr):
 
 @pytest.fixture(scope="module")
 def local_stack():
-    ports = {name: free_port() for name in ["APP_PORT", "FLASK_METRICS_PORT", "CUSTOM_METRICS_PORT", "PROMETHEUS_PORT"]}
+    ports = {name: free_port() for name in ["APP_PORT", "FLASK_METRICS_PORT", "CUSTOM_METRICS_PORT", "PROMETHEUS_PORT",
+                                            "DOWNSTREAM_PORT", "DOWNSTREAM_METRICS_PORT"]}
     env = dict(os.environ, DEMO_SCRAPE_INTERVAL="1s", DEMO_DURATION="120", DEMO_BUILD_PROFILE="dev",
                CHAOS_TARGET_PERCENT="30", **{k: str(v) for k, v in ports.items()})
     log = tempfile.TemporaryFile(mode="w+")
@@ -275,6 +276,13 @@ def local_stack():
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
         assert "everything it started is gone" in output(), output()
+
+
+def test_local_stack_chains_two_instances_in_one_trace(local_stack):
+    _, ports = local_stack
+    with urllib.request.urlopen(f"http://127.0.0.1:{ports['APP_PORT']}/downstream", timeout=10) as response:
+        assert response.status == 200
+        assert response.read() == b"Hello upstream!"
 
 
 def test_local_stack_scrapes_both_services(local_stack):
