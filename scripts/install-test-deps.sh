@@ -2,7 +2,8 @@
 # Installs what the tests run for real: Prometheus and promtool (Debian's
 # `prometheus` package), curl, openssl and iproute2 (the Cloud Trace
 # stand-in's certificates and private network), and the Python packages of ops/tests
-# (kubernetes-validate with its offline schemas, jsonschema, PyYAML, pytest).
+# (kubernetes-validate with its offline schemas, jsonschema, PyYAML, pytest) and of
+# the W3C Trace Context suite (aiohttp).
 # kubectl (with kustomize) comes with the machine image. Safe to run again:
 # it installs only what is missing.
 set -euo pipefail

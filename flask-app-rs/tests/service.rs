@@ -318,7 +318,10 @@ fn bad_settings_end_start_up_with_one_line_naming_them() {
     let err = start_expecting_failure(&[("LOG_FORMAT", "xml")]);
     assert!(err.contains("LOG_FORMAT"), "{err}");
     let err = start_expecting_failure(&[("DOWNSTREAM_URL", "ftp://files.example/")]);
-    assert!(err.contains("DOWNSTREAM_URL") && err.contains("http"), "{err}");
+    assert!(
+        err.contains("DOWNSTREAM_URL") && err.contains("http"),
+        "{err}"
+    );
 
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();

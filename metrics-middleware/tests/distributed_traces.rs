@@ -161,9 +161,10 @@ async fn one_trace_across_two_services_through_reqwest_and_awc() {
                 "/via-awc",
                 format!("00-{}-00f067aa0ba902b7-01", caller_trace[1]),
             ),
+            // Not sampled, with level 2's random flag.
             call(
                 "/via-reqwest",
-                format!("00-{unsampled_trace}-00f067aa0ba902b7-00"),
+                format!("00-{unsampled_trace}-00f067aa0ba902b7-02"),
             ),
             call(
                 "/via-awc",
@@ -234,12 +235,13 @@ async fn one_trace_across_two_services_through_reqwest_and_awc() {
         spans.iter().all(|s| s.trace_id() != unsampled_trace),
         "{spans:#?}"
     );
-    for answer in &answers[2..] {
+    for (answer, flags) in answers[2..].iter().zip(["-02", "-00"]) {
         let traceparent = answer["traceparent"].as_str().expect("traceparent sent");
         assert!(
             traceparent.starts_with(&format!("00-{unsampled_trace}-"))
-                && traceparent.ends_with("-00"),
-            "{answer}"
+                && traceparent.ends_with(flags)
+                && !traceparent.contains("00f067aa0ba902b7"),
+            "a new parent id, the caller's flags: {answer}"
         );
         assert_eq!(answer["tracestate"], "vendor=abc,other=1");
     }

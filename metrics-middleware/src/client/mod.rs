@@ -37,10 +37,14 @@ use std::sync::Arc;
 
 use opentelemetry::global::BoxedTracer;
 use opentelemetry::propagation::{Injector, TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, Tracer as _,
+};
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
-use crate::telemetry::propagation::{CloudTraceContextPropagator, TraceContextPropagator};
+use crate::telemetry::propagation::{
+    traceparent, CloudTraceContextPropagator, TraceContextPropagator,
+};
 
 #[cfg(feature = "awc")]
 mod awc;
@@ -146,7 +150,31 @@ impl ClientTracer {
             .with_kind(SpanKind::Client)
             .with_attributes(attributes);
         let span = self.tracer.build_with_context(builder, &parent);
-        let cx = parent.with_span(span);
+        let cx = if span.span_context().is_sampled() || !span.span_context().is_valid() {
+            parent.with_span(span)
+        } else {
+            // The SDK clears every flag of a span it does not sample, level
+            // 2's random flag with them: the caller's flags are kept (but
+            // "sampled"), as a service passing the trace on must.
+            let dropped = span.span_context();
+            let flags = if parent.has_active_span() {
+                parent
+                    .span()
+                    .span_context()
+                    .trace_flags()
+                    .with_sampled(false)
+            } else {
+                TraceFlags::new(traceparent::FLAG_RANDOM)
+            };
+            let kept = SpanContext::new(
+                dropped.trace_id(),
+                dropped.span_id(),
+                flags,
+                false,
+                dropped.trace_state().clone(),
+            );
+            parent.with_remote_span_context(kept)
+        };
         self.propagator.inject_context(&cx, headers);
         ClientCall { cx }
     }
