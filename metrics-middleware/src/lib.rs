@@ -44,7 +44,7 @@
 //! | the text exposition format | [`text_format`] |
 //! | traces: settings, propagation, the request's context, exporters | [`telemetry`] |
 //! | log lines joined to traces, the access log | [`logging`] |
-//! | outgoing calls: client spans, trace headers (`reqwest`, `awc` features) | [`client`] |
+//! | outgoing calls: client spans, trace headers (`reqwest`, `awc` features) | `client` |
 //! | flags and environment variables (`cli` feature) | `cli` |
 //!
 //! [Actix-web]: https://actix.rs
@@ -52,6 +52,7 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(any(feature = "reqwest", feature = "awc"))]
 pub mod client;
 pub mod logging;
 pub mod metrics;

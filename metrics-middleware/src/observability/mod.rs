@@ -151,6 +151,7 @@ impl Observability {
     /// What the client integrations ([`client`](crate::client)) make client
     /// spans with: this service's tracer, so the spans are exported with
     /// its server spans.
+    #[cfg(any(feature = "reqwest", feature = "awc"))]
     pub fn client_tracer(&self) -> crate::client::ClientTracer {
         crate::client::ClientTracer::new(
             self.inner
