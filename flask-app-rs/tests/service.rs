@@ -612,3 +612,125 @@ fn an_unreachable_downstream_is_a_502_and_a_failed_client_span() {
     assert_eq!(client.attribute("error.type").as_deref(), Some("connect"));
     assert_eq!(client.status(), test_support::otlp::StatusCode::Error);
 }
+
+#[test]
+fn exemplars_link_duration_buckets_to_exported_traces() {
+    let receiver = OtlpReceiver::start();
+    let endpoint = receiver.http_endpoint();
+    let service = start(&[
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "cloud.account.id=demo-project"),
+    ]);
+    let http = agent();
+    let unsampled = "5a2d2b0c1e0f4d3c8b7a695847362514";
+    for _ in 0..3 {
+        assert_eq!(
+            get(&http, &format!("{}/delay/30", service.app))
+                .expect("delay")
+                .0,
+            200
+        );
+        let status = http
+            .get(format!("{}/hello/quiet", service.app))
+            .header("traceparent", format!("00-{unsampled}-1111111111111111-00"))
+            .call()
+            .expect("unsampled")
+            .status();
+        assert_eq!(status, 200);
+    }
+    let spans = receiver.wait_for_spans("three delay spans", Duration::from_secs(10), |s| {
+        s.iter().filter(|s| s.name() == "GET /delay/{ms}").count() == 3
+    });
+    let exported: BTreeSet<String> = spans.iter().map(|s| s.trace_id()).collect();
+
+    // OpenMetrics, as Prometheus asks for it.
+    let mut response = http
+        .get(&service.metrics)
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .call()
+        .expect("OpenMetrics scrape");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let openmetrics = response.body_mut().read_to_string().expect("body");
+    assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+    let exemplars = test_support::openmetrics_exemplars(&openmetrics)
+        .unwrap_or_else(|e| panic!("prometheus_client's parser refused it: {e}\n{openmetrics}"));
+    assert!(!exemplars.is_empty(), "{openmetrics}");
+    for (sample, labels) in &exemplars {
+        assert_eq!(
+            sample, "flask_http_request_duration_seconds_bucket",
+            "{labels:?}"
+        );
+        assert!(
+            exported.contains(&labels["trace_id"]),
+            "{labels:?} not in {exported:?}"
+        );
+        assert!(
+            spans.iter().any(|s| s.span_id() == labels["span_id"]),
+            "{labels:?}"
+        );
+        assert_eq!(labels["project_id"], "demo-project");
+        let length: usize = labels.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(length <= 128, "{labels:?}");
+    }
+    assert!(
+        !openmetrics.contains(unsampled),
+        "no exemplar for an unsampled request"
+    );
+    // The 30 ms requests' bucket has one (the latest of the three).
+    let delay_bucket = openmetrics
+        .lines()
+        .find(|l| l.contains("path=\"/delay/{ms}\"") && l.contains("le=\"0.05\""))
+        .expect("the 50 ms bucket of /delay/{ms}");
+    assert!(delay_bucket.contains(" # {trace_id=\""), "{delay_bucket}");
+
+    // The text format is unchanged: no exemplars, and promtool is content.
+    let (_, text) = get(&http, &service.metrics).expect("text scrape");
+    assert!(!text.contains("# {") && !text.contains("# EOF"), "{text}");
+    promtool_check_metrics(&text).expect("promtool");
+
+    // A real Prometheus with exemplar storage keeps them, by trace id.
+    let prometheus = Prometheus::start_with_exemplars(
+        &[("flask-app", service.metrics_target.clone())],
+        Duration::from_millis(500),
+    );
+    let found = wait_for("exemplars in Prometheus", Duration::from_secs(30), || {
+        let data = prometheus.api(
+            "/api/v1/query_exemplars",
+            &[
+                ("query", "flask_http_request_duration_seconds_bucket"),
+                ("start", "0"),
+                ("end", "9999999999"),
+            ],
+        )?;
+        let ids: Vec<String> = data
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+            .filter_map(|e| e["labels"]["trace_id"].as_str().map(str::to_owned))
+            .collect();
+        if ids.is_empty() {
+            Err(format!("none yet: {data}"))
+        } else {
+            Ok(ids)
+        }
+    });
+    assert!(
+        found.iter().all(|id| exported.contains(id)),
+        "{found:?} vs {exported:?}"
+    );
+}

@@ -1,6 +1,7 @@
-//! The scrape endpoint: `GET /metrics` in the Prometheus text format, served
-//! on a port of its own so that the public port never exposes metrics and the
-//! scrapes are not counted as application requests.
+//! The scrape endpoint: `GET /metrics` in the Prometheus text format, or in
+//! OpenMetrics with exemplars for a scraper that asks for it (as Prometheus
+//! does), served on a port of its own so that the public port never exposes
+//! metrics and the scrapes are not counted as application requests.
 //!
 //! The server runs one Actix worker; a scrape takes a few milliseconds even
 //! with thousands of series, so one is plenty.
@@ -10,19 +11,31 @@ use std::thread::JoinHandle;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use prometheus::Registry;
 use thiserror::Error;
 
-use crate::text_format::{render, CONTENT_TYPE};
+use crate::metrics::Exemplars;
+use crate::text_format::{render_as, Format};
 
-/// An Actix handler that answers a scrape of `registry`: mount it on an app
-/// port with `web::resource("/metrics").route(web::get().to(...))` where a
+/// An Actix handler that answers a scrape of the `web::Data<Registry>` of
+/// the app, in the format the scraper asks for (with the exemplars of a
+/// `web::Data<Exemplars>`, if the app has one): mount it on an app port
+/// with `web::resource("/metrics").route(web::get().to(...))` where a
 /// separate port is not wanted.
-pub async fn scrape(registry: web::Data<Registry>) -> HttpResponse {
+pub async fn scrape(req: HttpRequest, registry: web::Data<Registry>) -> HttpResponse {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok());
+    let format = Format::negotiate(accept);
+    let exemplars = req.app_data::<web::Data<Exemplars>>();
     HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE)))
-        .body(render(&registry))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        ))
+        .body(render_as(&registry, format, exemplars.map(|e| &***e)))
 }
 
 /// Why the metrics server could not start.
@@ -57,6 +70,7 @@ pub struct MetricsServerBuilder {
     registry: Registry,
     addr: SocketAddr,
     path: String,
+    exemplars: Option<Exemplars>,
 }
 
 /// A server for the scrape endpoint; see [`MetricsServer::builder`].
@@ -70,11 +84,19 @@ impl MetricsServer {
             registry,
             addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
             path: "/metrics".to_owned(),
+            exemplars: None,
         }
     }
 }
 
 impl MetricsServerBuilder {
+    /// Shows these exemplars in OpenMetrics scrapes
+    /// ([`HttpMetrics::exemplars`](crate::HttpMetrics::exemplars)).
+    pub fn exemplars(mut self, exemplars: Exemplars) -> Self {
+        self.exemplars = Some(exemplars);
+        self
+    }
+
     /// The address to listen on; `0.0.0.0:9090` by default.
     pub fn bind(mut self, addr: impl Into<SocketAddr>) -> Self {
         self.addr = addr.into();
@@ -105,11 +127,15 @@ impl MetricsServerBuilder {
 
     fn serve(self, listener: TcpListener) -> io::Result<Server> {
         let registry = web::Data::new(self.registry);
+        let exemplars = self.exemplars.map(web::Data::new);
         let path = self.path;
         Ok(HttpServer::new(move || {
-            App::new()
-                .app_data(registry.clone())
-                .route(&path, web::get().to(scrape))
+            let app = App::new().app_data(registry.clone());
+            let app = match &exemplars {
+                Some(exemplars) => app.app_data(exemplars.clone()),
+                None => app,
+            };
+            app.route(&path, web::get().to(scrape))
         })
         .workers(1)
         .disable_signals()

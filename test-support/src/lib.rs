@@ -178,6 +178,44 @@ pub fn require_tool(name: &str) -> PathBuf {
         })
 }
 
+/// A sample's name and its exemplar's labels.
+pub type SampleExemplar = (String, BTreeMap<String, String>);
+
+/// Parses `text` with the OpenMetrics parser of Python's `prometheus_client`
+/// (the reference implementation's strict parser; `scripts/test.sh`
+/// installs it): the exemplars of each sample that has one, as
+/// `(sample name, exemplar labels)`, or the parser's complaint.
+pub fn openmetrics_exemplars(text: &str) -> Result<Vec<SampleExemplar>, String> {
+    const SCRIPT: &str = "import json, sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        out = []\n\
+        for family in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in family.samples:\n\
+        \x20       if s.exemplar is not None:\n\
+        \x20           out.append([s.name, s.exemplar.labels])\n\
+        print(json.dumps(out))\n";
+    let mut child = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run python3: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(text.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let parsed: Vec<SampleExemplar> =
+        serde_json::from_slice(&output.stdout).map_err(|e| e.to_string())?;
+    Ok(parsed)
+}
+
 /// One sample of a Prometheus query result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -240,9 +278,32 @@ impl Prometheus {
         });
     }
 
+    /// As [`start`](Self::start), with exemplar storage on
+    /// (`--enable-feature=exemplar-storage`).
+    pub fn start_with_exemplars(targets: &[(&str, String)], interval: Duration) -> Self {
+        let mut config = format!(
+            "global:\n  scrape_interval: {ms}ms\n  scrape_timeout: {ms}ms\nscrape_configs:\n",
+            ms = interval.as_millis()
+        );
+        for (job, target) in targets {
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+            ));
+        }
+        let prometheus =
+            Self::start_with_args(&config, &[], &["--enable-feature=exemplar-storage"]);
+        prometheus.wait_for_targets(targets.len(), Duration::from_secs(30));
+        prometheus
+    }
+
     /// Starts Prometheus with a configuration text and extra files (rule
     /// files, for example) written beside it.
     pub fn start_with_config(config: &str, files: &[(&str, &Path)]) -> Self {
+        Self::start_with_args(config, files, &[])
+    }
+
+    /// As [`start_with_config`](Self::start_with_config), with more flags.
+    pub fn start_with_args(config: &str, files: &[(&str, &Path)], args: &[&str]) -> Self {
         let binary = require_tool("prometheus");
         let data = tempfile::tempdir().expect("temp dir");
         let config_path = data.path().join("prometheus.yml");
@@ -262,7 +323,8 @@ impl Prometheus {
                     data.path().join("tsdb").display()
                 ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--log.level=warn"),
+                .arg("--log.level=warn")
+                .args(args),
         );
         let base = format!("http://127.0.0.1:{port}");
         process.wait_ready(&format!("{base}/-/ready"), Duration::from_secs(60));

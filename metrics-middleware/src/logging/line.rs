@@ -421,14 +421,14 @@ fn write_time(out: &mut Vec<u8>) {
 
 /// A trace id in lower-case hex, as lines write it (a fixed size, so the
 /// copy into the line is inlined).
-fn trace_hex(id: &[u8; 16]) -> [u8; 32] {
+pub(crate) fn trace_hex(id: &[u8; 16]) -> [u8; 32] {
     let mut text = [0_u8; 32];
     write_hex(&mut text, id);
     text
 }
 
 /// A span id in lower-case hex.
-fn span_hex(id: &[u8; 8]) -> [u8; 16] {
+pub(crate) fn span_hex(id: &[u8; 8]) -> [u8; 16] {
     let mut text = [0_u8; 16];
     write_hex(&mut text, id);
     text

@@ -197,6 +197,7 @@ impl HttpMetricsBuilder {
         let shared = Arc::new(Shared {
             registry,
             instruments,
+            exemplars: super::Exemplars::new(),
             excluded_statuses: self.excluded_statuses.into_iter().collect(),
             unmatched_route: self.unmatched_route,
             mask_unmatched: self.mask_unmatched,

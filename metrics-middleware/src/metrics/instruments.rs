@@ -1,5 +1,6 @@
 //! The registered Prometheus vectors and the code that records one request.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
@@ -7,7 +8,8 @@ use prometheus::{
     Registry,
 };
 
-use super::{BuildError, Dimension, MetricSpec};
+use super::exemplars::Slots;
+use super::{BuildError, Dimension, Exemplars, MetricSpec};
 
 /// The label values of one finished request, indexed by [`Dimension`].
 pub(crate) struct LabelValues<'a> {
@@ -84,22 +86,30 @@ impl Drop for InFlightGuard {
 pub(crate) struct Series {
     requests_total: Option<IntCounter>,
     request_duration: Option<Histogram>,
+    /// The duration histogram's exemplars, for series that keep them.
+    duration_exemplars: Option<Arc<Slots>>,
     request_size: Option<Histogram>,
     response_size: Option<Histogram>,
 }
 
 impl Series {
+    /// Records one request; `sampled` are its trace and span ids when its
+    /// span is exported, for the duration's exemplar.
     pub(crate) fn record(
         &self,
         duration_seconds: Option<f64>,
         request_bytes: u64,
         response_bytes: u64,
+        sampled: Option<([u8; 16], [u8; 8])>,
     ) {
         if let Some(counter) = &self.requests_total {
             counter.inc();
         }
         if let (Some(histogram), Some(duration)) = (&self.request_duration, duration_seconds) {
             histogram.observe(duration);
+            if let (Some(slots), Some((trace_id, span_id))) = (&self.duration_exemplars, sampled) {
+                slots.record(duration, trace_id, span_id);
+            }
         }
         if let Some(histogram) = &self.request_size {
             histogram.observe(request_bytes as f64);
@@ -173,8 +183,9 @@ impl Instruments {
         InFlightGuard(gauge)
     }
 
-    /// Resolves the series of one label combination.
-    pub(crate) fn series(&self, labels: &LabelValues<'_>) -> Series {
+    /// Resolves the series of one label combination; its duration keeps
+    /// exemplars in `exemplars` if given.
+    pub(crate) fn series(&self, labels: &LabelValues<'_>, exemplars: Option<&Exemplars>) -> Series {
         fn child<B: MetricVecBuilder>(
             metric: &Option<Labelled<MetricVec<B>>>,
             labels: &LabelValues<'_>,
@@ -186,9 +197,13 @@ impl Instruments {
                     .with_label_values(metric.values(labels, &mut buf))
             })
         }
+        let request_duration = child(&self.request_duration, labels);
         Series {
             requests_total: child(&self.requests_total, labels),
-            request_duration: child(&self.request_duration, labels),
+            duration_exemplars: exemplars
+                .zip(request_duration.as_ref())
+                .map(|(exemplars, histogram)| exemplars.slots_for(histogram)),
+            request_duration,
             request_size: child(&self.request_size, labels),
             response_size: child(&self.response_size, labels),
         }

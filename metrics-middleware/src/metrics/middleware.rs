@@ -48,6 +48,8 @@ pub struct HttpMetrics {
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) instruments: Instruments,
+    /// The duration histogram's exemplars (and any of the application's).
+    pub(crate) exemplars: super::Exemplars,
     pub(crate) excluded_statuses: Vec<StatusCode>,
     pub(crate) unmatched_route: String,
     pub(crate) mask_unmatched: bool,
@@ -95,6 +97,20 @@ impl HttpMetrics {
     /// Renders every metric of the registry in the Prometheus text format.
     pub fn render(&self) -> String {
         crate::text_format::render(&self.shared.registry)
+    }
+
+    /// Renders every metric of the registry in `format`; OpenMetrics with
+    /// the exemplars.
+    pub fn render_as(&self, format: crate::text_format::Format) -> String {
+        crate::text_format::render_as(&self.shared.registry, format, Some(&self.shared.exemplars))
+    }
+
+    /// Where the request-duration histogram keeps its exemplars; histograms
+    /// of the application's can keep theirs there too
+    /// ([`Exemplars::histogram`](super::Exemplars::histogram)), to be
+    /// rendered in the same scrape.
+    pub fn exemplars(&self) -> &super::Exemplars {
+        &self.shared.exemplars
     }
 
     /// Registers a counter with fixed labels that counts the requests

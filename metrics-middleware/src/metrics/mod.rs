@@ -24,6 +24,7 @@
 
 mod builder;
 mod error;
+pub(crate) mod exemplars;
 mod instruments;
 pub(crate) mod labels;
 mod middleware;
@@ -34,6 +35,7 @@ pub(crate) mod series_cache;
 
 pub use builder::{HttpMetricsBuilder, DEFAULT_UNMATCHED_ROUTE};
 pub use error::BuildError;
+pub use exemplars::{ExemplarHistogram, Exemplars};
 pub use middleware::HttpMetrics;
 pub(crate) use middleware::Shared;
 pub use naming::{Dimension, MetricSpec, Naming, FLASK_EXPORTER_BUCKETS};

@@ -78,7 +78,14 @@ impl RequestMetrics {
             (None, _) => (RouteLabel::Unmatched, Some(0)),
         };
         let label = shared.route_label(&label);
-        self.series = Some(cache.get(&shared.instruments, slot, method, label, status));
+        self.series = Some(cache.get(
+            &shared.instruments,
+            &shared.exemplars,
+            slot,
+            method,
+            label,
+            status,
+        ));
     }
 
     /// The bytes of the request body read so far.
@@ -91,9 +98,21 @@ impl RequestMetrics {
     /// Records the request: `duration_seconds` is `None` for a connection
     /// upgraded to another protocol (a websocket session), whose length is
     /// no request latency.
-    pub(crate) fn finish(self, duration_seconds: Option<f64>, response_bytes: u64) {
+    /// `sampled` are the trace and span ids of an exported span, for the
+    /// duration's exemplar.
+    pub(crate) fn finish(
+        self,
+        duration_seconds: Option<f64>,
+        response_bytes: u64,
+        sampled: Option<([u8; 16], [u8; 8])>,
+    ) {
         if let Some(series) = &self.series {
-            series.record(duration_seconds, self.request_bytes(), response_bytes);
+            series.record(
+                duration_seconds,
+                self.request_bytes(),
+                response_bytes,
+                sampled,
+            );
         }
     }
 }

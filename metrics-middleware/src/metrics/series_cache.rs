@@ -14,6 +14,7 @@ use std::rc::Rc;
 use actix_web::http::StatusCode;
 
 use super::instruments::{Instruments, LabelValues, Series};
+use super::Exemplars;
 
 /// Series resolved by one worker, by route slot: 0 for requests that
 /// matched no route, a route's id + 1 for the others (see
@@ -36,20 +37,26 @@ impl SeriesCache {
     pub(crate) fn get(
         &self,
         instruments: &Instruments,
+        exemplars: &Exemplars,
         slot: Option<usize>,
         method: &'static str,
         route: &str,
         status: StatusCode,
     ) -> Rc<Series> {
-        let resolve = || {
-            Rc::new(instruments.series(&LabelValues {
-                method,
-                route,
-                status: status.as_str(),
-            }))
+        let resolve = |exemplars| {
+            Rc::new(instruments.series(
+                &LabelValues {
+                    method,
+                    route,
+                    status: status.as_str(),
+                },
+                exemplars,
+            ))
         };
+        // Raw paths are unbounded: neither cached nor given exemplars (which
+        // are kept for good).
         let Some(slot) = slot else {
-            return resolve();
+            return resolve(None);
         };
         let mut by_slot = self.by_slot.borrow_mut();
         if by_slot.len() <= slot {
@@ -63,7 +70,7 @@ impl SeriesCache {
         {
             return Rc::clone(&entry.series);
         }
-        let series = resolve();
+        let series = resolve(Some(exemplars));
         entries.push(Entry {
             method,
             status,

@@ -116,7 +116,8 @@ impl Observation {
         if let Some(metrics) = self.metrics.take() {
             let latency =
                 (!upgraded || shared.upgrades_in_latency).then_some(elapsed.as_secs_f64());
-            metrics.finish(latency, response_bytes);
+            let sampled = self.trace.as_ref().and_then(RequestTrace::sampled_ids);
+            metrics.finish(latency, response_bytes, sampled);
         }
         if let (Some(access_log), Some(request)) = (&shared.access_log, &self.access) {
             access_log.write(&AccessEntry {

@@ -201,6 +201,9 @@ impl ObservabilityBuilder {
         let metrics = metrics.build()?;
         let registry = metrics.registry().clone();
         let telemetry = telemetry.registry(registry.clone()).build()?;
+        metrics
+            .exemplars()
+            .set_project_id(telemetry.gcp_project_id().as_deref());
         let logs = match self.logging {
             Some(logging) => {
                 let logging = match logging.project_id() {
@@ -267,6 +270,7 @@ impl ObservabilityBuilder {
         let (observability, plan) = self.build_parts()?;
         if let Some(address) = plan.metrics_address {
             let server = MetricsServer::builder(observability.registry().clone())
+                .exemplars(observability.metrics().exemplars().clone())
                 .bind(address)
                 .spawn()?;
             observability.running().metrics_server = Some(server);

@@ -161,6 +161,19 @@ impl Observability {
         )
     }
 
+    /// Every metric of the registry in `format` (OpenMetrics with the
+    /// exemplars), for serving a scrape where you like.
+    pub fn render_as(&self, format: crate::text_format::Format) -> String {
+        self.inner.metrics.render_as(format)
+    }
+
+    /// Where exemplars are kept: the request-duration histogram's, and any
+    /// histogram of the application's made with
+    /// [`Exemplars::histogram`](crate::metrics::Exemplars::histogram).
+    pub fn exemplars(&self) -> &crate::metrics::Exemplars {
+        self.inner.metrics.exemplars()
+    }
+
     /// The scrape server's address, once [`install`](ObservabilityBuilder::install)
     /// started it.
     pub fn metrics_address(&self) -> Option<SocketAddr> {

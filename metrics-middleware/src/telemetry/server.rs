@@ -235,6 +235,13 @@ pub(crate) struct RequestTrace {
 }
 
 impl RequestTrace {
+    /// The trace and span ids of a sampled request (whose span is exported).
+    pub(crate) fn sampled_ids(&self) -> Option<([u8; 16], [u8; 8])> {
+        self.span
+            .as_ref()
+            .map(|span| (span.trace_id.to_bytes(), span.span_id.to_bytes()))
+    }
+
     /// The record, for hooks; `None` unless sampled.
     pub(crate) fn span_mut(&mut self) -> Option<&mut ServerSpan> {
         self.span.as_deref_mut()
