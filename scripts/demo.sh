@@ -91,8 +91,10 @@ pids+=($!)
 METRICS_PORT=$custom_metrics_port BIND_ADDRESS=127.0.0.1 RUST_LOG=${RUST_LOG:-warn} \
     "$bin/custom-metrics-example" >"$work/custom-metrics-example.spans" &
 pids+=($!)
+# Exemplar storage on: the duration histogram's buckets link to traces.
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
-    --web.listen-address="127.0.0.1:$prometheus_port" --log.level=warn &
+    --web.listen-address="127.0.0.1:$prometheus_port" --log.level=warn \
+    --enable-feature=exemplar-storage &
 pids+=($!)
 
 wait_for() { # url

@@ -140,6 +140,10 @@ def test_prometheus_overlay_uses_rbac_v1_and_the_sidecar_settings_file():
     assert all(d["metadata"].get("namespace", settings["KUBE_NAMESPACE"]) == settings["KUBE_NAMESPACE"] for d in docs)
     config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("prometheus-config"))
     assert config_map["data"]["prometheus.yml"] == (OPS / "prometheus" / "prometheus.yml").read_text()
+    # The archived sidecar reads Prometheus' WAL and was never built for its
+    # exemplar records: exemplar storage stays off in this overlay.
+    server = next(c for c in prometheus["spec"]["template"]["spec"]["containers"] if c["name"] == "prometheus")
+    assert not any("exemplar" in arg for arg in server.get("args", [])), server.get("args")
 
 
 # --- Prometheus configuration and rules ---------------------------------------
@@ -265,7 +269,7 @@ def local_stack():
             assert demo.poll() is None, f"demo.sh exited {demo.returncode}:\n{output()}"
             assert time.monotonic() < deadline, output()
             time.sleep(0.5)
-        yield base, ports
+        yield base, ports, output
     finally:
         # SIGTERM, not SIGINT: a shell started in the background (as CI may
         # run this) ignores SIGINT and cannot trap it.
@@ -279,14 +283,33 @@ def local_stack():
 
 
 def test_local_stack_chains_two_instances_in_one_trace(local_stack):
-    _, ports = local_stack
+    _, ports, _ = local_stack
     with urllib.request.urlopen(f"http://127.0.0.1:{ports['APP_PORT']}/downstream", timeout=10) as response:
         assert response.status == 200
         assert response.read() == b"Hello upstream!"
 
 
+def test_local_stack_links_duration_buckets_to_traces(local_stack):
+    """The demo's Prometheus keeps exemplars, and their trace ids are those
+    of spans the hello service wrote (its span file, stdout exporter)."""
+    base, _, output = local_stack
+    spans_file = re.search(r"(\S+/flask-app-rs\.spans)", output()).group(1)
+
+    def exemplar_trace_ids():
+        params = urllib.parse.urlencode({"query": "flask_http_request_duration_seconds_bucket",
+                                         "start": "0", "end": str(time.time() + 60)})
+        with urllib.request.urlopen(f"{base}/api/v1/query_exemplars?{params}", timeout=10) as response:
+            data = json.load(response)["data"]
+        return {e["labels"]["trace_id"] for series in data for e in series["exemplars"]}
+
+    ids = wait_until("exemplars in the demo's Prometheus", 60, exemplar_trace_ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids), ids
+    spans = wait_until("spans written", 30, lambda: Path(spans_file).read_text())
+    assert any(i in spans for i in ids), (ids, spans_file)
+
+
 def test_local_stack_scrapes_both_services(local_stack):
-    base, ports = local_stack
+    base, ports, _ = local_stack
     up = wait_until("both targets up", 60, lambda: len(query(base, 'up{job="kubernetes-pods"} == 1')) == 2)
     up = query(base, 'up{job="kubernetes-pods"} == 1')
     assert sorted(r["metric"]["app"] for r in up) == ["custom-metrics-example", "flask-app"]
@@ -300,7 +323,7 @@ def test_local_stack_scrapes_both_services(local_stack):
 
 
 def test_every_dashboard_query_and_rule_returns_data(local_stack):
-    base, _ = local_stack
+    base, _, _ = local_stack
     # Rates over 5m windows need two samples of each series, and the chaos
     # statuses need some traffic: wait for the slowest, the error ratio.
     wait_until("traffic in Prometheus", 90, lambda: query(base, 'sum(rate(flask_http_request_total{status!~"2.."}[5m])) > 0'))
