@@ -20,8 +20,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p metrics-middleware --no-deps --locked --
 echo "== tests: Rust workspace" >&2
 cargo test --workspace --locked --features "$features"
 
-echo "== tests: the W3C Trace Context validation suite, against examples/w3c_validation.rs" >&2
-scripts/w3c-validation.sh
-
 echo "== tests: ops (manifests, Prometheus config and rules, dashboards, local stack)" >&2
 python3 -m pytest -q ops/tests
