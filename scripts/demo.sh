@@ -9,7 +9,7 @@
 #
 # Settings (environment): APP_PORT (8080), FLASK_METRICS_PORT (9090),
 # CUSTOM_METRICS_PORT (9091), PROMETHEUS_PORT (9095), DOWNSTREAM_PORT (8081),
-# DOWNSTREAM_METRICS_PORT (9092), CHAOS_TARGET_PERCENT (10),
+# DOWNSTREAM_METRICS_PORT (9092), DASHBOARD_PORT (9096), CHAOS_TARGET_PERCENT (10),
 # DEMO_SCRAPE_INTERVAL (5s), DEMO_DURATION (1800 seconds of traffic),
 # DEMO_BUILD_PROFILE (release, or dev for a quicker build).
 set -euo pipefail
@@ -21,6 +21,7 @@ custom_metrics_port=${CUSTOM_METRICS_PORT:-9091}
 prometheus_port=${PROMETHEUS_PORT:-9095}
 downstream_port=${DOWNSTREAM_PORT:-8081}
 downstream_metrics_port=${DOWNSTREAM_METRICS_PORT:-9092}
+dashboard_port=${DASHBOARD_PORT:-9096}
 chaos=${CHAOS_TARGET_PERCENT:-10}
 interval=${DEMO_SCRAPE_INTERVAL:-5s}
 duration=${DEMO_DURATION:-1800}
@@ -97,6 +98,12 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb"
     --enable-feature=exemplar-storage &
 pids+=($!)
 
+# The Cloud Monitoring dashboard, drawn locally against this Prometheus
+# (ops/dashboards/local: static files; the page queries Prometheus itself).
+python3 -m http.server "$dashboard_port" --bind 127.0.0.1 --directory ops/dashboards \
+    >/dev/null 2>&1 &
+pids+=($!)
+
 wait_for() { # url
     for _ in $(seq 300); do
         curl -fs -o /dev/null "$1" && return 0
@@ -109,6 +116,7 @@ wait_for "http://127.0.0.1:$app_port/healthz"
 wait_for "http://127.0.0.1:$downstream_port/healthz"
 wait_for "http://127.0.0.1:$custom_metrics_port/metrics"
 wait_for "http://127.0.0.1:$prometheus_port/-/ready"
+wait_for "http://127.0.0.1:$dashboard_port/local/index.html"
 
 # Traffic: about 30 requests a second for DEMO_DURATION seconds, on every
 # route, unknown paths included; bounded in count and time.
@@ -131,6 +139,8 @@ ready
   its metrics      http://127.0.0.1:$flask_metrics_port/metrics
   custom metric    http://127.0.0.1:$custom_metrics_port/metrics
   Prometheus       http://127.0.0.1:$prometheus_port/  (targets: /targets, rules: /rules, alerts: /alerts)
+  dashboard        http://127.0.0.1:$dashboard_port/local/?prometheus=http://127.0.0.1:$prometheus_port
+    (ops/dashboards/flask-app-rs.json drawn locally, exemplars on the latency chart)
   downstream       http://127.0.0.1:$downstream_port/  (what GET /downstream calls)
   spans ($OTEL_TRACES_EXPORTER)  $work/flask-app-rs.spans, $work/downstream.spans, $work/custom-metrics-example.spans
     (a trace of GET /downstream is in both flask-app-rs files: grep its trace id)

@@ -251,7 +251,7 @@ def metric_names(expr):
 @pytest.fixture(scope="module")
 def local_stack():
     ports = {name: free_port() for name in ["APP_PORT", "FLASK_METRICS_PORT", "CUSTOM_METRICS_PORT", "PROMETHEUS_PORT",
-                                            "DOWNSTREAM_PORT", "DOWNSTREAM_METRICS_PORT"]}
+                                            "DOWNSTREAM_PORT", "DOWNSTREAM_METRICS_PORT", "DASHBOARD_PORT"]}
     env = dict(os.environ, DEMO_SCRAPE_INTERVAL="1s", DEMO_DURATION="120", DEMO_BUILD_PROFILE="dev",
                CHAOS_TARGET_PERCENT="30", **{k: str(v) for k, v in ports.items()})
     log = tempfile.TemporaryFile(mode="w+")
@@ -320,6 +320,54 @@ def test_local_stack_scrapes_both_services(local_stack):
         targets = json.load(response)["data"]
     # The application port is discovered but not named *-metrics: dropped.
     assert len(targets["droppedTargets"]) == 1
+
+
+def chromium(*args, timeout=120):
+    """Headless Chromium (Debian's package), as root needs it."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "chromium is needed: scripts/install-test-deps.sh installs it"
+    return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--window-size=1400,2600", "--virtual-time-budget=30000", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_local_dashboard_draws_every_tile_in_a_browser(local_stack, capsys):
+    base, ports, _ = local_stack
+    # Data for every tile first (the same wait as the query test below).
+    wait_until("traffic in Prometheus", 90,
+               lambda: query(base, 'sum(rate(flask_http_request_total{status!~"2.."}[5m])) > 0'))
+    wait_until("exemplars", 60, lambda: query(base, "flask_http_request_duration_seconds_count"))
+    url = f"http://127.0.0.1:{ports['DASHBOARD_PORT']}/local/?prometheus={base}&minutes=5"
+    dashboard = json.loads((OPS / "dashboards" / "flask-app-rs.json").read_text())
+    titles = [t["widget"]["title"] for t in dashboard["mosaicLayout"]["tiles"]]
+
+    # Retried until every tile has data: the first scrapes come in slowly.
+    deadline, failure = time.monotonic() + 120, "not tried"
+    while True:
+        result = chromium("--enable-logging=stderr", "--v=0", "--dump-dom", url)
+        dom = result.stdout
+        states = {title: state for state, title in re.findall(r'data-state="(\w+)"[^>]*data-title="([^"]*)"', dom)}
+        not_ok = {t: states.get(t) for t in titles if states.get(t) != "ok"}
+        if 'data-ready="true"' in dom and not not_ok:
+            break
+        failure = f"tiles without data: {not_ok}; browser: {result.stderr[-1500:]}"
+        assert time.monotonic() < deadline, failure
+        time.sleep(2)
+    assert "data-errors" not in dom, dom
+    console_errors = [line for line in result.stderr.splitlines()
+                      if "CONSOLE" in line and ("Uncaught" in line or ":ERROR:" in line.upper() or "error" in line.lower())]
+    assert not console_errors, console_errors
+    # Exemplars on the latency chart: the chart says how many it drew.
+    latency = re.search(r'data-state="ok"[^>]*data-title="Latency percentiles by path"[^>]*data-exemplars="(\d+)"'
+                        r'|data-exemplars="(\d+)"[^>]*data-state="ok"[^>]*data-title="Latency percentiles by path"', dom)
+    assert latency and int(latency.group(1) or latency.group(2)) > 0, "no exemplars on the latency chart"
+
+    screenshot = ROOT / "target" / "dashboard-local.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    shot = chromium(f"--screenshot={screenshot}", url)
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+    with capsys.disabled():
+        print(f"\nscreenshot of the local dashboard: {screenshot}")
 
 
 def test_every_dashboard_query_and_rule_returns_data(local_stack):
