@@ -39,6 +39,25 @@ def run(*args, cwd=ROOT, check=True):
     return result
 
 
+PODMONITORING_SCHEMA = json.loads((OPS / "k8s" / "schemas" / "podmonitoring-v1.schema.json").read_text())
+DURATION_UNITS = {"y": 365 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+
+
+def prometheus_seconds(duration):
+    """A Prometheus duration (`1m30s`, `500ms`) in seconds."""
+    return sum(int(n) * DURATION_UNITS[unit] for n, unit in re.findall(r"([0-9]+)(ms|[ywdhms])", duration))
+
+
+def validate_podmonitoring(doc):
+    """The schema, and the CRD's CEL rule it cannot express: an endpoint's
+    timeout must not exceed its interval."""
+    jsonschema.validate(doc, PODMONITORING_SCHEMA)
+    for endpoint in doc["spec"]["endpoints"]:
+        if "timeout" in endpoint and prometheus_seconds(endpoint["timeout"]) > prometheus_seconds(endpoint["interval"]):
+            raise jsonschema.ValidationError(
+                f"scrape timeout ({endpoint['timeout']}) must not be greater than scrape interval ({endpoint['interval']})")
+
+
 def render(overlay):
     out = run("kubectl", "kustomize", str(OPS / "k8s" / overlay)).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
@@ -56,10 +75,9 @@ def test_overlay_renders_and_validates(overlay, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ERROR" not in result.stdout + result.stderr
 
-    schema = json.loads((OPS / "k8s" / "schemas" / "podmonitoring-v1.schema.json").read_text())
     for doc in docs:
         if doc["kind"] == "PodMonitoring":
-            jsonschema.validate(doc, schema)
+            validate_podmonitoring(doc)
 
 
 def test_validation_catches_mistakes(tmp_path):
@@ -72,15 +90,99 @@ def test_validation_catches_mistakes(tmp_path):
     path.write_text(yaml.safe_dump(deployment))
     assert run("kubernetes-validate", "--strict", "--quiet", "-k", KUBERNETES_VERSION, str(path), check=False).returncode != 0
 
-    schema = json.loads((OPS / "k8s" / "schemas" / "podmonitoring-v1.schema.json").read_text())
     monitoring = next(d for d in render("overlays/gmp") if d["kind"] == "PodMonitoring")
     monitoring["spec"]["endpoints"][0]["interval"] = "thirty seconds"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(monitoring, schema)
+        validate_podmonitoring(monitoring)
     monitoring["spec"]["endpoints"][0]["interval"] = "30s"
     monitoring["spec"]["targetLabels"]["fromPod"][0]["to"] = "namespace"
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(monitoring, schema)
+        validate_podmonitoring(monitoring)
+
+
+def test_podmonitoring_schema_follows_the_published_crd():
+    """What the CRD (v1) requires and allows, each with a case that bites."""
+    base = next(d for d in render("overlays/gmp") if d["kind"] == "PodMonitoring")
+    validate_podmonitoring(base)
+
+    def variant(change):
+        doc = json.loads(json.dumps(base))
+        change(doc)
+        return doc
+
+    refused = {
+        "an endpoint without interval": lambda d: d["spec"]["endpoints"][0].pop("interval"),
+        "a timeout longer than the interval": lambda d: d["spec"]["endpoints"][0].update(timeout="1m"),
+        "eleven endpoints": lambda d: d["spec"].update(endpoints=d["spec"]["endpoints"] * 11),
+        "no endpoints": lambda d: d["spec"].update(endpoints=[]),
+        "an unknown field": lambda d: d["spec"].update(filterRuning=True),
+    }
+    for what, change in refused.items():
+        with pytest.raises(jsonschema.ValidationError):
+            validate_podmonitoring(variant(change))
+            pytest.fail(f"accepted {what}")
+    accepted = {
+        "filterRunning": lambda d: d["spec"].update(filterRunning=True),
+        "a timeout within the interval": lambda d: d["spec"]["endpoints"][0].update(timeout="10s"),
+        "ten endpoints": lambda d: d["spec"].update(endpoints=d["spec"]["endpoints"] * 10),
+        "a status block": lambda d: d.update(status={
+            "observedGeneration": 2,
+            "conditions": [{"type": "ConfigurationCreateSuccess", "status": "True",
+                            "lastUpdateTime": "2026-11-28T10:00:00Z"}],
+            "endpointStatuses": [{"name": "PodMonitoring/default/flask-app/flask-metrics", "activeTargets": 2}],
+        }),
+    }
+    for what, change in accepted.items():
+        validate_podmonitoring(variant(change))
+
+
+SKAFFOLD_SCHEMA = json.loads((OPS / "tests" / "skaffold-v4beta13.schema.json").read_text())
+
+
+def test_skaffold_config_follows_the_published_schema():
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    assert config["apiVersion"] == "skaffold/v4beta13"
+    jsonschema.Draft7Validator(SKAFFOLD_SCHEMA).validate(config)
+
+    def variant(change):
+        doc = json.loads(json.dumps(config))
+        change(doc)
+        return doc
+
+    refused = {
+        # v1's deploy.kustomize moved to manifests.kustomize in v4.
+        "kustomize under deploy": lambda d: d["deploy"].update(kustomize={"paths": ["ops/k8s/base"]}),
+        "an artifact without image": lambda d: d["build"]["artifacts"][0].pop("image"),
+        "a profile without name": lambda d: d["profiles"][0].pop("name"),
+        "a misspelt top-level key": lambda d: d.update(manifest=d.pop("manifests")),
+        "two builders for one artifact": lambda d: d["build"]["artifacts"][0].update(bazel={"target": "//:x"}),
+        "paths that are not a list": lambda d: d["manifests"]["kustomize"].update(paths="ops/k8s/base"),
+    }
+    for what, change in refused.items():
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft7Validator(SKAFFOLD_SCHEMA).validate(variant(change))
+            pytest.fail(f"accepted {what}")
+
+
+def test_skaffold_builds_what_its_manifests_deploy():
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
+    for artifact in artifacts.values():
+        assert (ROOT / artifact.get("context", ".") / artifact["docker"]["dockerfile"]).is_file(), artifact
+    profiles = {p["name"]: p for p in config["profiles"]}
+    assert {"gmp", "prometheus"} <= profiles.keys()
+    assert profiles["prometheus"]["manifests"]["kustomize"]["paths"] == ["ops/k8s/overlays/prometheus"]
+    for name, manifests in [("default", config["manifests"])] + [(n, p["manifests"]) for n, p in profiles.items()]:
+        images = set()
+        for path in manifests["kustomize"]["paths"]:
+            for doc in render(str(Path(path).relative_to("ops/k8s"))):
+                for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+                    images.add(container["image"].rsplit(":", 1)[0])
+        ours = {image for image in images if image.startswith("gcr.io/PROJECT_ID/")}
+        assert ours, name
+        # Every image of ours that is deployed is built (skaffold puts the
+        # built tag in its place).
+        assert ours <= artifacts.keys(), (name, ours - artifacts.keys())
 
 
 def test_workloads_are_locked_down_and_metrics_ports_named():
