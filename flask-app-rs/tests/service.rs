@@ -289,6 +289,13 @@ fn start_expecting_failure(envs: &[(&str, &str)]) -> String {
         "not one line: {stderr}"
     );
     assert!(stderr.starts_with("error: "), "{stderr}");
+    // A bad setting is exit status 2; a port in use, 1 (as the README says).
+    let expected = if stderr.contains("cannot listen") {
+        1
+    } else {
+        2
+    };
+    assert_eq!(output.status.code(), Some(expected), "{stderr}");
     stderr
 }
 
@@ -317,6 +324,20 @@ fn bad_settings_end_start_up_with_one_line_naming_them() {
     assert!(err.contains("OTEL_TRACES_SAMPLER_ARG"), "{err}");
     let err = start_expecting_failure(&[("LOG_FORMAT", "xml")]);
     assert!(err.contains("LOG_FORMAT"), "{err}");
+    let err = start_expecting_failure(&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100000")]);
+    assert!(
+        err.contains("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") && err.contains("2048"),
+        "{err}"
+    );
+    let err = start_expecting_failure(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://")]);
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && err.contains("host"),
+        "{err}"
+    );
+    let err = start_expecting_failure(&[("OTEL_EXPORTER_OTLP_HEADERS", "bad header=x")]);
+    assert!(err.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{err}");
+    let err = start_expecting_failure(&[("RUST_LOG", "a=b=c")]);
+    assert!(err.contains("RUST_LOG"), "{err}");
     let err = start_expecting_failure(&[("DOWNSTREAM_URL", "ftp://files.example/")]);
     assert!(
         err.contains("DOWNSTREAM_URL") && err.contains("http"),

@@ -202,6 +202,7 @@ impl TelemetryBuilder {
             resource,
             exporter,
             exporter_defaulted: config.traces_exporter_defaulted,
+            warnings: config.warnings.clone(),
             server: Arc::new(ServerTracer::new(mode, rejections)),
         })
     }
@@ -299,6 +300,8 @@ pub struct Telemetry {
     /// Whether `OTEL_TRACES_EXPORTER` was unset (and this build's default
     /// chosen).
     exporter_defaulted: bool,
+    /// Settings that have no effect, said once logging is up.
+    warnings: Vec<String>,
     server: Arc<ServerTracer>,
 }
 
@@ -339,6 +342,7 @@ impl Telemetry {
             resource: Resource::default(),
             exporter: TracesExporter::None,
             exporter_defaulted: false,
+            warnings: Vec::new(),
             server: Arc::new(ServerTracer::new(
                 Mode::Propagate,
                 Rejections::unregistered(),
@@ -393,6 +397,9 @@ impl Telemetry {
 
     /// One line saying where spans go, once logging is up.
     pub(crate) fn log_start(&self) {
+        for warning in &self.warnings {
+            log::warn!("{warning}");
+        }
         match self.exporter {
             TracesExporter::None if self.exporter_defaulted => log::info!(
                 "OTEL_TRACES_EXPORTER is unset and this build has no OTLP exporter \

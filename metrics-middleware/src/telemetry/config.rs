@@ -145,6 +145,9 @@ pub struct TelemetryConfig {
     pub otlp_compression: OtlpCompression,
     /// The span processor's `OTEL_BSP_*` settings.
     pub batch: BatchConfig,
+    /// Settings that are valid but have no effect, worth a warning at start
+    /// (such as `OTEL_TRACES_SAMPLER_ARG` for a sampler without argument).
+    pub warnings: Vec<String>,
 }
 
 /// The batch span processor's settings (`OTEL_BSP_*`), with the
@@ -275,15 +278,32 @@ impl TelemetryConfig {
             export_timeout: setting("OTEL_BSP_EXPORT_TIMEOUT")?
                 .map_or(defaults.export_timeout, Duration::from_millis),
         };
+        // A batch larger than the queue can never fill: every span would
+        // wait for the timer and the queue would overflow first. The default
+        // batch shrinks to a smaller queue; a batch set larger is an error.
+        let mut batch = batch;
+        if get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE").is_none() {
+            batch.max_export_batch_size = batch.max_export_batch_size.min(batch.max_queue_size);
+        }
+        if batch.max_export_batch_size > batch.max_queue_size {
+            return Err(ConfigError::new(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                &batch.max_export_batch_size.to_string(),
+                &format!(
+                    "at most OTEL_BSP_MAX_QUEUE_SIZE ({}), as the specification requires",
+                    batch.max_queue_size
+                ),
+            ));
+        }
         let otlp_traces_endpoint = match first([
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "OTEL_EXPORTER_OTLP_ENDPOINT",
         ]) {
-            Some((name, v)) if !(v.starts_with("http://") || v.starts_with("https://")) => {
+            Some((name, v)) if !has_http_host(&v) => {
                 return Err(ConfigError::new(
                     name,
                     &v,
-                    "a URL starting with http:// or https://",
+                    "an http:// or https:// URL with a host",
                 ))
             }
             Some(("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v)) => v,
@@ -307,24 +327,80 @@ impl TelemetryConfig {
         ]) {
             None => Vec::new(),
             Some((name, v)) => {
-                parse_key_values(&v).map_err(|why| ConfigError::new(name, &v, why))?
+                let headers =
+                    parse_key_values(&v).map_err(|why| ConfigError::new(name, &v, why))?;
+                // Checked here, so that the error names the variable.
+                for (key, value) in &headers {
+                    if key.is_empty() || !key.bytes().all(is_token_byte) {
+                        return Err(ConfigError::new(name, &v, &format!(
+                            "header names made of letters, digits and !#$%&'*+-.^_`|~; `{key}` is not one"
+                        )));
+                    }
+                    if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+                        return Err(ConfigError::new(
+                            name,
+                            &v,
+                            &format!(
+                            "header values without control characters; the value of `{key}` has one"
+                        ),
+                        ));
+                    }
+                }
+                headers
             }
         };
+        let sampler_name = get("OTEL_TRACES_SAMPLER");
+        let sampler_arg = get("OTEL_TRACES_SAMPLER_ARG");
+        let mut warnings = Vec::new();
+        if let Some(arg) = &sampler_arg {
+            let name = sampler_name.as_deref().unwrap_or("parentbased_always_on");
+            if !name.ends_with("traceidratio") {
+                warnings.push(format!(
+                    "OTEL_TRACES_SAMPLER_ARG={arg:?} is ignored: OTEL_TRACES_SAMPLER={name} \
+                     takes no argument (only traceidratio and parentbased_traceidratio do)"
+                ));
+            }
+        }
         Ok(Self {
             sdk_disabled,
             service_name: get("OTEL_SERVICE_NAME"),
             resource_attributes,
             traces_exporter,
             traces_exporter_defaulted,
-            sampler: parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?,
+            sampler: parse_sampler(sampler_name, sampler_arg)?,
             otlp_traces_endpoint,
             otlp_protocol,
             otlp_timeout,
             otlp_headers,
             otlp_compression,
             batch,
+            warnings,
         })
     }
+}
+
+/// An HTTP token character (RFC 9110), as header names are made of.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether `url` is `http://` or `https://` with a host after it.
+fn has_http_host(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    !host.is_empty()
 }
 
 fn parse_sampler(name: Option<String>, arg: Option<String>) -> Result<Sampler, ConfigError> {
@@ -416,6 +492,55 @@ mod tests {
     }
 
     #[test]
+    fn settings_that_cannot_work_are_refused_and_useless_ones_warned_about() {
+        let err = config(&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "100000")])
+            .expect_err("a batch larger than the queue");
+        assert_eq!(err.variable(), "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+        assert!(err.to_string().contains("2048"), "{err}");
+        let ok = config(&[
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "8192"),
+        ])
+        .expect("a larger queue allows it");
+        assert_eq!(ok.batch.max_export_batch_size, 4096);
+
+        for endpoint in [
+            "http://",
+            "https:///v1/traces",
+            "http://:4318",
+            "collector:4317",
+        ] {
+            let err = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]).expect_err("no host");
+            assert_eq!(err.variable(), "OTEL_EXPORTER_OTLP_ENDPOINT", "{endpoint}");
+        }
+        for endpoint in [
+            "http://collector:4318",
+            "https://[::1]:4317",
+            "http://u:p@c",
+        ] {
+            config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)]).expect(endpoint);
+        }
+
+        let warned = config(&[
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+            ("OTEL_TRACES_SAMPLER_ARG", "2"),
+        ])
+        .expect("valid, if useless");
+        assert_eq!(warned.warnings.len(), 1);
+        assert!(
+            warned.warnings[0].contains("OTEL_TRACES_SAMPLER_ARG"),
+            "{:?}",
+            warned.warnings
+        );
+        let quiet = config(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ])
+        .expect("valid");
+        assert!(quiet.warnings.is_empty());
+    }
+
+    #[test]
     fn unset_means_the_specification_defaults() {
         let c = config(&[]).expect("defaults");
         assert_eq!(c.traces_exporter, TracesExporter::Otlp);
@@ -496,7 +621,8 @@ mod tests {
         assert_eq!(c.otlp_timeout, Duration::from_millis(2500));
         assert_eq!(c.batch.schedule_delay, Duration::from_millis(200));
         assert_eq!(c.batch.max_queue_size, 100);
-        assert_eq!(c.batch.max_export_batch_size, 512);
+        // The default batch (512) shrinks to the smaller queue.
+        assert_eq!(c.batch.max_export_batch_size, 100);
         assert_eq!(
             c.otlp_headers,
             [

@@ -61,10 +61,13 @@ impl OtlpGrpcExporter {
         }
         let mut metadata = MetadataMap::new();
         for (name, value) in &config.otlp_headers {
-            let key = MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
-                .map_err(|e| format!("invalid header name {name:?}: {e}"))?;
-            let value = AsciiMetadataValue::try_from(value.as_str())
-                .map_err(|e| format!("invalid value for header {name}: {e}"))?;
+            let key =
+                MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|e| {
+                    format!("invalid header name {name:?} in OTEL_EXPORTER_OTLP_HEADERS: {e}")
+                })?;
+            let value = AsciiMetadataValue::try_from(value.as_str()).map_err(|e| {
+                format!("invalid value for header {name} in OTEL_EXPORTER_OTLP_HEADERS: {e}")
+            })?;
             metadata.insert(key, value);
         }
         Ok(Self {
@@ -90,7 +93,8 @@ fn tls(endpoint: Endpoint, url: &str) -> Result<Endpoint, String> {
 fn tls(endpoint: Endpoint, url: &str) -> Result<Endpoint, String> {
     if url.starts_with("https://") {
         return Err(format!(
-            "{url:?} needs TLS, which this build lacks (cargo feature `otlp-tls`)"
+            "the endpoint {url} (OTEL_EXPORTER_OTLP_ENDPOINT) needs TLS, which this build \
+             lacks (cargo feature `otlp-tls`)"
         ));
     }
     Ok(endpoint)

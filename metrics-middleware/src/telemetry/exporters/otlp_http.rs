@@ -27,8 +27,18 @@ impl OtlpHttpExporter {
     ///
     /// A message naming the endpoint or header that cannot be used.
     pub(crate) fn new(config: &TelemetryConfig) -> Result<Self, String> {
-        let endpoint = reqwest::Url::parse(&config.otlp_traces_endpoint)
-            .map_err(|e| format!("invalid endpoint {:?}: {e}", config.otlp_traces_endpoint))?;
+        let endpoint = reqwest::Url::parse(&config.otlp_traces_endpoint).map_err(|e| {
+            format!(
+                "invalid endpoint {:?} (OTEL_EXPORTER_OTLP_ENDPOINT): {e}",
+                config.otlp_traces_endpoint
+            )
+        })?;
+        if endpoint.scheme() == "https" && !cfg!(feature = "otlp-tls") {
+            return Err(format!(
+                "the endpoint {endpoint} (OTEL_EXPORTER_OTLP_ENDPOINT) needs TLS, which this \
+                 build lacks (cargo feature `otlp-tls`)"
+            ));
+        }
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -39,10 +49,12 @@ impl OtlpHttpExporter {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         for (name, value) in &config.otlp_headers {
-            let name = HeaderName::try_from(name.as_str())
-                .map_err(|e| format!("invalid header name {name:?}: {e}"))?;
-            let value = HeaderValue::try_from(value.as_str())
-                .map_err(|e| format!("invalid value for header {name}: {e}"))?;
+            let name = HeaderName::try_from(name.as_str()).map_err(|e| {
+                format!("invalid header name {name:?} in OTEL_EXPORTER_OTLP_HEADERS: {e}")
+            })?;
+            let value = HeaderValue::try_from(value.as_str()).map_err(|e| {
+                format!("invalid value for header {name} in OTEL_EXPORTER_OTLP_HEADERS: {e}")
+            })?;
             headers.insert(name, value);
         }
         let client = reqwest::Client::builder()
