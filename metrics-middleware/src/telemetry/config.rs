@@ -289,7 +289,7 @@ impl TelemetryConfig {
             return Err(ConfigError::new(
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
                 &batch.max_export_batch_size.to_string(),
-                &format!(
+                format!(
                     "at most OTEL_BSP_MAX_QUEUE_SIZE ({}), as the specification requires",
                     batch.max_queue_size
                 ),
@@ -332,7 +332,7 @@ impl TelemetryConfig {
                 // Checked here, so that the error names the variable.
                 for (key, value) in &headers {
                     if key.is_empty() || !key.bytes().all(is_token_byte) {
-                        return Err(ConfigError::new(name, &v, &format!(
+                        return Err(ConfigError::new(name, &v, format!(
                             "header names made of letters, digits and !#$%&'*+-.^_`|~; `{key}` is not one"
                         )));
                     }
