@@ -340,7 +340,7 @@ impl TelemetryConfig {
                         return Err(ConfigError::new(
                             name,
                             &v,
-                            &format!(
+                            format!(
                             "header values without control characters; the value of `{key}` has one"
                         ),
                         ));
