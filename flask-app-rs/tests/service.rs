@@ -755,3 +755,75 @@ fn exemplars_link_duration_buckets_to_exported_traces() {
         "{found:?} vs {exported:?}"
     );
 }
+
+#[test]
+fn client_garbage_writes_no_error_line() {
+    use std::io::{Read, Write};
+    let mut service = start(&[("RUST_LOG", "info"), ("LOG_FORMAT", "json")]);
+    let addr = service.app.trim_start_matches("http://").to_owned();
+    let garbage: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(),
+        b"\x00\x01\x02 nonsense\r\n\r\n".to_vec(),
+        [
+            b"GET /".as_slice(),
+            &vec![b'a'; 40_000],
+            b" HTTP/1.1\r\n\r\n",
+        ]
+        .concat(),
+        [
+            b"GET / HTTP/1.1\r\nX-Big: ".as_slice(),
+            &vec![b'b'; 40_000],
+            b"\r\n\r\n",
+        ]
+        .concat(),
+    ];
+    for _ in 0..20 {
+        for request in &garbage {
+            let mut stream = TcpStream::connect(&addr).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let _ = stream.write_all(request);
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(
+                answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+                "{answer}"
+            );
+        }
+    }
+    // The service still answers.
+    assert_eq!(
+        get(&agent(), &format!("{}/", service.app))
+            .expect("hello")
+            .0,
+        200
+    );
+    service.process.signal("TERM");
+    service.process.wait_exit(Duration::from_secs(15));
+    let output = service.process.output();
+    let lines: Vec<serde_json::Value> = output
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let errors: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["severity"] == "ERROR").collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines from client garbage: {errors:#?}"
+    );
+    let summaries = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("failed on the client's side"))
+        })
+        .count();
+    assert!(
+        (1..=2).contains(&summaries),
+        "{summaries} summary lines in:\n{output}"
+    );
+}

@@ -9,6 +9,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
+use super::client_errors::ClientErrors;
 use super::line::{
     with_line_buffer, EventFields, LineFormat, LineTrace, MessageField, MessageOut, Text,
 };
@@ -20,6 +21,7 @@ use super::writer::BufferedWriter;
 pub(crate) struct LineSink {
     pub(crate) format: Arc<LineFormat>,
     pub(crate) writer: BufferedWriter,
+    pub(crate) client_errors: Arc<ClientErrors>,
 }
 
 impl LineSink {
@@ -73,6 +75,29 @@ impl<S: Subscriber> Layer<S> for CloudLoggingLayer {
             Some(_) => Text::Borrowed(metadata.target()),
             None => Text::Static(event.metadata().target()),
         };
+        if ClientErrors::may_be(metadata) {
+            let mut message = String::new();
+            event.record(&mut MessageField {
+                out: &mut message,
+                result: Ok(()),
+            });
+            if ClientErrors::is_client_error(&message) {
+                if let Some(summary) = self
+                    .sink
+                    .client_errors
+                    .note(&message, std::time::Instant::now())
+                {
+                    self.sink.emit(
+                        Level::INFO,
+                        target,
+                        None,
+                        |out| out.write_str(&summary),
+                        |_| {},
+                    );
+                }
+                return;
+            }
+        }
         let trace = LineTrace::current();
         self.sink.emit(
             *metadata.level(),

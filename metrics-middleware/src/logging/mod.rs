@@ -34,6 +34,7 @@ use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 mod access;
+mod client_errors;
 mod format;
 mod layer;
 pub mod line;
@@ -319,6 +320,7 @@ impl Logging {
             .map_err(|e| writer_error(e.to_string()))?;
         let sink = LogSink {
             line: LineSink {
+                client_errors: Arc::default(),
                 format: Arc::new(self.line_format(format)),
                 writer,
             },
