@@ -197,3 +197,51 @@ fn failed_and_timed_out_exports_are_counted_and_shutdown_returns() {
         3
     );
 }
+
+/// Fails every export and counts the attempts.
+#[derive(Debug, Clone, Default)]
+struct CountingFailures {
+    attempts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SpanExporter for CountingFailures {
+    async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        Err(OTelSdkError::InternalFailure("connection refused".to_owned()))
+    }
+}
+
+#[test]
+fn a_failing_backend_is_tried_less_and_less_often() {
+    let registry = Registry::new();
+    let exporter = CountingFailures::default();
+    let processor = BoundedBatchProcessor::builder()
+        .max_queue_size(200)
+        .max_batch_size(10)
+        .scheduled_delay(Duration::from_millis(10))
+        .registry(registry.clone())
+        .build(exporter.clone())
+        .expect("built");
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    // Full batches every few milliseconds for 4 s: without backoff, hundreds
+    // of attempts; with it (1 s, 2 s, then 4 s, each with jitter), a few.
+    let tracer = provider.tracer("test");
+    let start = std::time::Instant::now();
+    let mut ended = 0_u64;
+    while start.elapsed() < Duration::from_secs(4) {
+        for _ in 0..10 {
+            tracer.start("span").end();
+            ended += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let attempts = exporter.attempts.load(Ordering::SeqCst);
+    assert!((2..=6).contains(&attempts), "{attempts} attempts in 4 s");
+    // Nothing is lost without being counted.
+    let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
+    let failed = sample(&registry, r#"otel_spans_dropped_total{reason="export_failed"}"#);
+    let full = sample(&registry, r#"otel_spans_dropped_total{reason="queue_full"}"#);
+    assert_eq!(failed + full, ended, "failed {failed}, queue full {full}");
+}

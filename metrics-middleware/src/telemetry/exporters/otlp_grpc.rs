@@ -107,7 +107,7 @@ impl BatchExporter for OtlpGrpcExporter {
         let body = ExportRequest::new(&self.resource, batch.encoded.bytes, &batch.spans);
         drop(batch.spans);
         let failure = |status: Status| {
-            ExportFailure(format!(
+            ExportFailure::new(format!(
                 "gRPC export to {} failed: {} {}",
                 self.endpoint,
                 status.code(),
@@ -118,7 +118,7 @@ impl BatchExporter for OtlpGrpcExporter {
         client
             .ready()
             .await
-            .map_err(|e| ExportFailure(format!("gRPC export to {}: {e}", self.endpoint)))?;
+            .map_err(|e| ExportFailure::new(format!("gRPC export to {}: {e}", self.endpoint)))?;
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
         let path = http::uri::PathAndQuery::from_static(EXPORT);

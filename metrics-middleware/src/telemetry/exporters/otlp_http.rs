@@ -97,8 +97,15 @@ impl BatchExporter for OtlpHttpExporter {
             .body(body)
             .send()
             .await
-            .map_err(|e| ExportFailure(format!("POST {}: {e}", self.endpoint)))?;
+            .map_err(|e| ExportFailure::new(format!("POST {}: {e}", self.endpoint)))?;
         let status = response.status();
+        // OTLP/HTTP: a 429 or 503 may say how long to wait, in seconds.
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
         // Read the answer to the end, so that the connection is kept.
         let answer = response.bytes().await;
         if status.is_success() {
@@ -107,10 +114,12 @@ impl BatchExporter for OtlpHttpExporter {
             let detail = answer
                 .map(|body| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
                 .unwrap_or_default();
-            Err(ExportFailure(format!(
+            let mut failure = ExportFailure::new(format!(
                 "POST {} answered {status}: {detail}",
                 self.endpoint
-            )))
+            ));
+            failure.retry_after = retry_after;
+            Err(failure)
         }
     }
 
@@ -133,5 +142,5 @@ fn gzip(request: &ExportRequest) -> Result<Bytes, ExportFailure> {
         .try_for_each(|piece| encoder.write_all(piece))
         .and_then(|()| encoder.finish())
         .map(Bytes::from)
-        .map_err(|e| ExportFailure(format!("cannot gzip the request: {e}")))
+        .map_err(|e| ExportFailure::new(format!("cannot gzip the request: {e}")))
 }

@@ -15,6 +15,12 @@
 //!   out export are counted as `reason="export_failed"`, and failures are
 //!   logged at most once every 10 seconds, so a backend that is down costs
 //!   neither the service's speed nor its memory nor its log volume;
+//! - after a failed export the thread backs off before the next one:
+//!   exponentially from 1 s to 30 s with jitter (half to all of the delay,
+//!   so that the pods of a deployment do not come back in step), or as long
+//!   as the backend's `Retry-After` asks; spans queue meanwhile (and what
+//!   does not fit is dropped and counted), and the first export that works
+//!   ends the backoff. A flush or a shutdown still tries once;
 //! - flush and shutdown are bounded in time.
 //!
 //! Server spans reach it without the SDK: for OTLP, encoded by each worker
@@ -42,6 +48,45 @@ use queue::{Batch, SpanQueue, WorkerSink};
 const CONTROL_POLL: Duration = Duration::from_millis(50);
 /// The least time between two logged export failures.
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The first wait after a failed export, and the longest.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// When the next export may be tried, after failures.
+#[derive(Debug, Default)]
+struct Backoff {
+    /// Failed exports in a row.
+    failures: u32,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    /// Whether an export may be tried at `now`.
+    fn ready(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| now >= until)
+    }
+
+    /// One more failure: the wait before the next try (the backend's own
+    /// `retry_after` if it gave one, within the longest wait).
+    fn failed(&mut self, now: Instant, retry_after: Option<Duration>) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let wait = match retry_after {
+            Some(asked) => asked.min(BACKOFF_MAX),
+            None => {
+                let exponential = BACKOFF_FIRST
+                    .saturating_mul(1 << self.failures.saturating_sub(1).min(5))
+                    .min(BACKOFF_MAX);
+                exponential.mul_f64(0.5 + fastrand::f64() * 0.5)
+            }
+        };
+        self.until = Some(now + wait);
+        wait
+    }
+
+    fn succeeded(&mut self) {
+        *self = Self::default();
+    }
+}
 
 /// Builds a [`BoundedBatchProcessor`].
 #[derive(Debug, Clone)]
@@ -219,6 +264,7 @@ impl BoundedBatchProcessorBuilder {
                     exported,
                     export_failed,
                     failures_since_log: 0,
+                    backoff: Backoff::default(),
                     last_failure_log: None,
                 }
                 .run(&runtime);
@@ -369,6 +415,7 @@ struct ExportWorker<E> {
     export_failed: IntCounter,
     failures_since_log: u64,
     last_failure_log: Option<Instant>,
+    backoff: Backoff,
 }
 
 impl<E: BatchExporter> ExportWorker<E> {
@@ -379,12 +426,12 @@ impl<E: BatchExporter> ExportWorker<E> {
                 match self.control.try_recv() {
                     Ok(Control::SetResource(resource)) => self.exporter.set_resource(&resource),
                     Ok(Control::Flush(reply)) => {
-                        let result = self.drain(runtime);
+                        let result = self.drain(runtime, true);
                         let _ = reply.send(result);
                     }
                     Ok(Control::Shutdown(reply, timeout)) => {
                         self.queue.close();
-                        let result = self.drain(runtime);
+                        let result = self.drain(runtime, true);
                         self.exporter.shutdown(timeout);
                         let _ = reply.send(result);
                         return;
@@ -393,29 +440,37 @@ impl<E: BatchExporter> ExportWorker<E> {
                     // The processor was dropped without a shutdown.
                     Err(TryRecvError::Disconnected) => {
                         self.queue.close();
-                        let _ = self.drain(runtime);
+                        let _ = self.drain(runtime, true);
                         return;
                     }
                 }
             }
-            let wait = deadline
-                .saturating_duration_since(Instant::now())
-                .min(CONTROL_POLL);
+            let now = Instant::now();
+            if !self.backoff.ready(now) {
+                // Backing off: spans wait in the queue (a full batch would
+                // make `wait_for_batch` return at once).
+                let until = self.backoff.until.unwrap_or(now);
+                std::thread::sleep(until.saturating_duration_since(now).min(CONTROL_POLL));
+                continue;
+            }
+            let wait = deadline.saturating_duration_since(now).min(CONTROL_POLL);
             let queued = self.queue.wait_for_batch(wait);
             if queued >= self.max_batch_size || Instant::now() >= deadline {
-                let _ = self.drain(runtime);
+                let _ = self.drain(runtime, false);
                 deadline = Instant::now() + self.scheduled_delay;
             }
         }
     }
 
     /// Exports what is queued now, batch by batch; spans that arrive
-    /// meanwhile wait for the next round, so that this ends.
-    fn drain(&mut self, runtime: &tokio::runtime::Runtime) -> OTelSdkResult {
+    /// meanwhile wait for the next round, so that this ends. After a failure
+    /// the rest waits for the backoff, unless `force` (a flush or shutdown,
+    /// which tries every batch once).
+    fn drain(&mut self, runtime: &tokio::runtime::Runtime, force: bool) -> OTelSdkResult {
         self.queue.collect_workers(&self.queue_full);
         let mut left = self.queue.len();
         let mut ok = true;
-        while left > 0 {
+        while left > 0 && (force || self.backoff.ready(Instant::now())) {
             let batch = self.queue.take_batch();
             if batch.len() == 0 {
                 break;
@@ -443,32 +498,37 @@ impl<E: BatchExporter> ExportWorker<E> {
         match outcome {
             Ok(Ok(())) => {
                 self.exported.inc_by(count);
+                self.backoff.succeeded();
                 true
             }
             Ok(Err(err)) => {
-                self.failed(count, &err.0);
+                self.failed(count, &err.message, err.retry_after);
                 false
             }
             Err(_) => {
                 self.failed(
                     count,
                     &format!("no answer within {:?}", self.export_timeout),
+                    None,
                 );
                 false
             }
         }
     }
 
-    fn failed(&mut self, spans: u64, why: &str) {
+    fn failed(&mut self, spans: u64, why: &str, retry_after: Option<Duration>) {
         self.export_failed.inc_by(spans);
+        let wait = self.backoff.failed(Instant::now(), retry_after);
         self.failures_since_log += 1;
         let due = self
             .last_failure_log
             .is_none_or(|last| last.elapsed() >= FAILURE_LOG_INTERVAL);
         if due {
             log::warn!(
-                "span export failed ({} failure(s) since the last report): {why}",
-                self.failures_since_log
+                "span export failed ({} failure(s) since the last report; next try in \
+                 {:.1} s): {why}",
+                self.failures_since_log,
+                wait.as_secs_f64()
             );
             self.failures_since_log = 0;
             self.last_failure_log = Some(Instant::now());
@@ -478,7 +538,20 @@ impl<E: BatchExporter> ExportWorker<E> {
 
 /// Why an export failed, in words for the (rate-limited) failure log.
 #[derive(Debug)]
-pub(crate) struct ExportFailure(pub(crate) String);
+pub(crate) struct ExportFailure {
+    pub(crate) message: String,
+    /// How long the backend asked to wait (`Retry-After`), if it did.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+impl ExportFailure {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
 
 /// An exporter as the export thread drives it: a batch of queued spans at
 /// a time, on the thread's own runtime.
@@ -515,7 +588,7 @@ impl<E: SpanExporter + 'static> BatchExporter for SdkExporter<E> {
         self.exporter
             .export(spans)
             .await
-            .map_err(|err| ExportFailure(err.to_string()))
+            .map_err(|err| ExportFailure::new(err.to_string()))
     }
 
     fn set_resource(&mut self, resource: &Resource) {
