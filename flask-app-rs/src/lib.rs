@@ -21,6 +21,7 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{guard, web, App, FromRequest, Handler, HttpResponse, Responder};
 use metrics_middleware::prometheus::Opts;
 use metrics_middleware::{
@@ -118,6 +119,9 @@ pub fn app(
                 }
             }
         }))
+        // Answers echo the path (`/hello/{name}`) as text: never to be
+        // sniffed into anything else by a browser.
+        .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
         // The last `wrap` is the outermost: it sees every request first.
         .wrap(state.observability.middleware())
 }
@@ -205,6 +209,19 @@ mod tests {
         let app = init_service(app(state.clone())).await;
         let body = call_and_read_body(&app, TestRequest::get().uri("/").to_request()).await;
         assert_eq!(body, "Hello World!");
+        let res = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/hello/%3Cb%3Eada%3C%2Fb%3E")
+                .to_request(),
+        )
+        .await;
+        assert_eq!(
+            res.headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..])
+        );
         let body =
             call_and_read_body(&app, TestRequest::get().uri("/hello/ada").to_request()).await;
         assert_eq!(body, "Hello ada!");

@@ -116,6 +116,30 @@ async fn labels_requests_by_route_template_and_masks_unmatched_paths() {
 }
 
 #[actix_web::test]
+async fn a_method_the_route_does_not_take_keeps_the_route_template() {
+    let metrics = metrics();
+    let app = init_service(
+        App::new()
+            .service(web::resource("/users/{id}").route(web::get().to(|| async { "a user" })))
+            .wrap(metrics.clone()),
+    )
+    .await;
+    let res = call_service(&app, TestRequest::delete().uri("/users/7").to_request()).await;
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    drop(res); // the body: the request is recorded when it is done
+    let scrape = metrics.render();
+    assert_eq!(
+        sample(
+            &scrape,
+            r#"http_requests_total{method="DELETE",route="/users/{id}",status="405"}"#
+        ),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert!(!scrape.contains("<unmatched>"), "{scrape}");
+}
+
+#[actix_web::test]
 async fn unmasked_unmatched_paths_are_labelled_by_raw_path() {
     let metrics = HttpMetrics::builder()
         .process_metrics(false)

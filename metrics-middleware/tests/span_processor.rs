@@ -207,7 +207,9 @@ struct CountingFailures {
 impl SpanExporter for CountingFailures {
     async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
         self.attempts.fetch_add(1, Ordering::SeqCst);
-        Err(OTelSdkError::InternalFailure("connection refused".to_owned()))
+        Err(OTelSdkError::InternalFailure(
+            "connection refused".to_owned(),
+        ))
     }
 }
 
@@ -241,7 +243,13 @@ fn a_failing_backend_is_tried_less_and_less_often() {
     assert!((2..=6).contains(&attempts), "{attempts} attempts in 4 s");
     // Nothing is lost without being counted.
     let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
-    let failed = sample(&registry, r#"otel_spans_dropped_total{reason="export_failed"}"#);
-    let full = sample(&registry, r#"otel_spans_dropped_total{reason="queue_full"}"#);
+    let failed = sample(
+        &registry,
+        r#"otel_spans_dropped_total{reason="export_failed"}"#,
+    );
+    let full = sample(
+        &registry,
+        r#"otel_spans_dropped_total{reason="queue_full"}"#,
+    );
     assert_eq!(failed + full, ended, "failed {failed}, queue full {full}");
 }
