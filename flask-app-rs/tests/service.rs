@@ -827,3 +827,72 @@ fn client_garbage_writes_no_error_line() {
         "{summaries} summary lines in:\n{output}"
     );
 }
+
+/// A rolling restart as Kubernetes does it, with the manifests' preStop
+/// pause: the pod leaves the Service's endpoints (here: the client stops
+/// sending it new requests), the pause lets that reach every client, then
+/// SIGTERM drains what is in flight. No request fails, slow ones included.
+#[test]
+fn a_rolling_restart_with_the_pre_stop_pause_loses_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut old = start(&[]);
+    let new = start(&[]);
+    let endpoints = Arc::new(Mutex::new(vec![old.app.clone(), new.app.clone()]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, failed) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (endpoints, stop) = (Arc::clone(&endpoints), Arc::clone(&stop));
+            let (answered, failed) = (Arc::clone(&answered), Arc::clone(&failed));
+            std::thread::spawn(move || {
+                let agent = agent(); // keep-alive connections, per endpoint
+                let mut n = client;
+                while !stop.load(Ordering::SeqCst) {
+                    let list = endpoints.lock().expect("lock").clone();
+                    let base = &list[n % list.len()];
+                    // Every fifth request is slow: in flight at SIGTERM.
+                    let path = if n % 5 == 0 { "/delay/800" } else { "/" };
+                    match get(&agent, &format!("{base}{path}")) {
+                        Ok((200, _)) => {
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        other => failed
+                            .lock()
+                            .expect("lock")
+                            .push(format!("{base}{path}: {other:?}")),
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    // Terminating: out of the endpoints; the preStop pause (1 s here, 5 s in
+    // the manifests) lets in-flight requests finish before SIGTERM.
+    endpoints.lock().expect("lock").retain(|e| *e != old.app);
+    std::thread::sleep(Duration::from_millis(1000));
+    old.process.signal("TERM");
+    let status = old
+        .process
+        .wait_exit(Duration::from_secs(20))
+        .expect("exited");
+    assert!(status.success(), "{status}");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().expect("client");
+    }
+    let failed = failed.lock().expect("lock");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(answered.load(Ordering::SeqCst) > 40);
+}
