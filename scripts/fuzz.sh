@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Fuzzes metrics-middleware's propagators with cargo-fuzz (libFuzzer, nightly
-# Rust, AddressSanitizer): `traceparent`, `tracestate` (several fields),
-# `X-Cloud-Trace-Context`, and the whole extraction from a header map with
-# re-injection. Each target runs for SECONDS; any crash (a panic, a failed
-# round-trip assertion, a sanitizer report) stops the script with the
-# failing input under metrics-middleware/fuzz/artifacts/. Not part of
-# scripts/test.sh: a long run is the point.
+# Fuzzes what metrics-middleware reads from clients and settings with
+# cargo-fuzz (libFuzzer, nightly Rust, AddressSanitizer): the propagators
+# (`traceparent`, `tracestate` over several fields, `X-Cloud-Trace-Context`,
+# the whole extraction with re-injection), the request attributes and access
+# line from hostile headers (`attributes`), the `OTEL_*` settings (`config`)
+# and the log line writer (`log_line`). Each target starts from its seeds
+# (metrics-middleware/fuzz/seeds/, kept in the repository) and runs for
+# SECONDS; any crash (a panic, a failed assertion, a sanitizer report) stops
+# the script with the failing input under metrics-middleware/fuzz/artifacts/.
+# scripts/test.sh runs a smoke of a few seconds each; a long run is the
+# point of running it by hand.
 #
 #   scripts/fuzz.sh [SECONDS=60] [TARGET...]
 #
@@ -15,14 +19,14 @@ cd "$(dirname "$0")/../metrics-middleware/fuzz"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(traceparent tracestate cloud_trace_context extract)
+((${#targets[@]})) || targets=(traceparent tracestate cloud_trace_context extract attributes config log_line)
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is needed: cargo install cargo-fuzz" >&2; exit 1; }
 cargo +nightly fuzz build -O >/dev/null 2>&1 || cargo +nightly fuzz build -O
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
     log=$(mktemp)
-    if ! cargo +nightly fuzz run -O "$target" "corpus/$target" -- \
+    if ! cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
             -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 >"$log" 2>&1; then
         tail -n 40 "$log" >&2
         echo "$target: FAILED (input saved under fuzz/artifacts/$target)" >&2

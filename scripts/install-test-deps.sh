@@ -42,6 +42,16 @@ if ! command -v kubectl >/dev/null 2>&1; then
     exit 1
 fi
 
+# The fuzz smoke (scripts/fuzz.sh): cargo-fuzz on the nightly toolchain.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "installing: cargo-fuzz" >&2
+    cargo install --quiet --locked cargo-fuzz
+fi
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "error: the nightly toolchain is needed by cargo-fuzz (rustup toolchain install nightly)" >&2
+    exit 1
+fi
+
 here=$(dirname "$0")
 if ! python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         -r "$here/../ops/tests/requirements.txt"; then

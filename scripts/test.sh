@@ -20,5 +20,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p metrics-middleware --no-deps --locked --
 echo "== tests: Rust workspace" >&2
 cargo test --workspace --locked --features "$features"
 
+echo "== fuzz smoke: every target of metrics-middleware/fuzz for a few seconds" >&2
+scripts/fuzz.sh 3
+
 echo "== tests: ops (manifests, Prometheus config and rules, dashboards, local stack)" >&2
 python3 -m pytest -q ops/tests

@@ -54,6 +54,9 @@
 pub mod cli;
 #[cfg(any(feature = "reqwest", feature = "awc"))]
 pub mod client;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
 pub mod metrics_server;

@@ -21,7 +21,7 @@ use actix_web::http::{StatusCode, Uri, Version};
 use tracing::Level;
 
 use super::layer::LineSink;
-use super::line::{HttpRequestFields, LineTrace, Text};
+use super::line::{with_line_buffer, HttpRequestFields, LineFormat, LineTrace, Text};
 use crate::telemetry::attributes::{first_element, parse_ip};
 use crate::telemetry::headers::RequestHeaders;
 use crate::telemetry::limits::{MAX_FORWARDED_FOR_SCAN, MAX_PATH_LEN, MAX_USER_AGENT_LEN};
@@ -81,6 +81,16 @@ impl AccessLog {
     }
 
     pub(crate) fn write(&self, entry: &AccessEntry<'_>) {
+        with_line_buffer(|line| {
+            format_line(&self.sink.format, line, entry);
+            self.sink.writer.write_line(line, false);
+        });
+    }
+}
+
+/// Writes the access line of `entry` into `out`.
+pub(crate) fn format_line(format: &LineFormat, out: &mut Vec<u8>, entry: &AccessEntry<'_>) {
+    {
         let request = entry.request;
         let path = request.uri.path();
         let path = &path[..floor_char_boundary(path, MAX_PATH_LEN)];
@@ -103,7 +113,8 @@ impl AccessLog {
         };
         let trace = entry.context.and_then(LineTrace::of);
         let status = entry.status.as_u16();
-        self.sink.emit(
+        format.write(
+            out,
             Level::INFO,
             Text::Static(ACCESS_LOG_TARGET),
             trace.as_ref(),

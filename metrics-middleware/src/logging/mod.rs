@@ -33,7 +33,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-mod access;
+pub(crate) mod access;
 mod client_errors;
 mod format;
 mod layer;
