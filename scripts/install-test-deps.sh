@@ -2,7 +2,7 @@
 # Installs what the tests run for real: Prometheus and promtool (Debian's
 # `prometheus` package), curl, openssl and iproute2 (the Cloud Trace
 # stand-in's certificates and private network), Chromium (the local dashboard page's
-# browser test), and the Python packages of ops/tests
+# browser test), wrk (the drills), cargo-fuzz (the fuzz smoke), and the Python packages of ops/tests
 # (kubernetes-validate with its offline schemas, jsonschema, PyYAML, pytest) and of
 # the W3C Trace Context suite (aiohttp).
 # kubectl (with kustomize) comes with the machine image. Safe to run again:
@@ -17,6 +17,7 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 
 if ((${#need_apt[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

@@ -20,6 +20,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p metrics-middleware --no-deps --locked --
 echo "== tests: Rust workspace" >&2
 cargo test --workspace --locked --features "$features"
 
+echo "== drills, short: hostile headers, the collector down, SIGTERM under load, a soak" >&2
+cargo build --workspace --locked --quiet
+scripts/drills.py --short --binary "${CARGO_TARGET_DIR:-target}/debug/flask-app-rs"
+
 echo "== fuzz smoke: every target of metrics-middleware/fuzz for a few seconds" >&2
 scripts/fuzz.sh 3
 

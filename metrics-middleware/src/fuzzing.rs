@@ -20,7 +20,12 @@ use crate::telemetry::limits::Rejections;
 pub fn request_attributes(req: &ServiceRequest) -> Vec<(String, String)> {
     let found = RequestHeaders::scan(req.headers());
     AttributeCache::default()
-        .request(req, &found, method_label(req.method()), &Rejections::unregistered())
+        .request(
+            req,
+            &found,
+            method_label(req.method()),
+            &Rejections::unregistered(),
+        )
         .to_key_values()
         .into_iter()
         .map(|kv| (kv.key.to_string(), kv.value.to_string()))
@@ -48,7 +53,11 @@ pub fn access_line(req: &ServiceRequest) -> Vec<u8> {
 /// One log line, JSON or text, of `message` from `target` with `fields`.
 pub fn log_line(json: bool, message: &str, target: &str, fields: &[(&str, &str)]) -> Vec<u8> {
     let format = LineFormat {
-        format: if json { LogFormat::Json } else { LogFormat::Text },
+        format: if json {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        },
         trace_prefix: None,
     };
     let mut out = Vec::new();
