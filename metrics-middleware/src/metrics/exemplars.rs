@@ -1,28 +1,4 @@
-//! Exemplars: the link from a histogram bucket to a trace. For a sampled
-//! request, the bucket of the duration histogram it lands in keeps the
-//! latest exemplar: its trace and span ids, the value and when it was
-//! recorded. They appear in the OpenMetrics exposition (a scrape that asks
-//! for `application/openmetrics-text`, as Prometheus does), never in the
-//! 0.0.4 text format.
-//!
-//! The labels are `trace_id` and `span_id`, and `project_id` when the
-//! Google Cloud project is known: Google Cloud Managed Service for
-//! Prometheus links an exemplar to its trace in Cloud Trace when it has all
-//! three. Together they stay within OpenMetrics' 128 characters.
-//!
-//! Unsampled requests record nothing (their spans are not exported, so an
-//! exemplar would point nowhere) and cost nothing. Histograms of your own
-//! can carry exemplars too:
-//!
-//! ```
-//! use metrics_middleware::prometheus::{Histogram, HistogramOpts};
-//! use metrics_middleware::metrics::Exemplars;
-//!
-//! let exemplars = Exemplars::new(); // or observability.exemplars()
-//! let histogram = Histogram::with_opts(HistogramOpts::new("query_seconds", "Query time.")).unwrap();
-//! let queries = exemplars.histogram(histogram);
-//! queries.observe(0.042); // with the current trace, if it is sampled
-//! ```
+//! Exemplars: the link from a histogram bucket to a trace (see [`Exemplars`]).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::SystemTime;
@@ -35,8 +11,34 @@ use crate::logging::line::LineTrace;
 /// The longest Google Cloud project id (6 to 30 characters).
 const MAX_PROJECT_ID_LEN: usize = 30;
 
-/// The exemplars of every histogram that keeps them, by series; cheap to
-/// clone (clones share the store).
+/// Exemplars: the link from a histogram bucket to a trace. For a sampled
+/// request, the bucket of the duration histogram it lands in keeps the
+/// latest exemplar: its trace and span ids, the value and when it was
+/// recorded. They appear in the OpenMetrics exposition (a scrape that asks
+/// for `application/openmetrics-text`, as Prometheus does), never in the
+/// 0.0.4 text format.
+///
+/// The labels are `trace_id` and `span_id`, and `project_id` when the
+/// Google Cloud project is known: Google Cloud Managed Service for
+/// Prometheus links an exemplar to its trace in Cloud Trace when it has all
+/// three. Together they stay within OpenMetrics' 128 characters.
+///
+/// Unsampled requests record nothing (their spans are not exported, so an
+/// exemplar would point nowhere) and cost nothing. Histograms of your own
+/// can carry exemplars too:
+///
+/// ```
+/// use metrics_middleware::prometheus::{Histogram, HistogramOpts};
+/// use metrics_middleware::metrics::Exemplars;
+///
+/// let exemplars = Exemplars::new(); // or observability.exemplars()
+/// let histogram = Histogram::with_opts(HistogramOpts::new("query_seconds", "Query time.")).unwrap();
+/// let queries = exemplars.histogram(histogram);
+/// queries.observe(0.042); // with the current trace, if it is sampled
+/// ```
+///
+/// This value holds the exemplars of every histogram that keeps them, by
+/// series; it is cheap to clone (clones share the store).
 #[derive(Clone, Default)]
 pub struct Exemplars {
     store: Arc<Store>,
@@ -193,7 +195,7 @@ impl Exemplars {
 }
 
 /// A histogram that keeps an exemplar per bucket for the observations made
-/// in a sampled trace; see the [module docs](self).
+/// in a sampled trace; see [`Exemplars`].
 #[derive(Clone)]
 pub struct ExemplarHistogram {
     histogram: Histogram,
