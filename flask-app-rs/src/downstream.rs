@@ -50,7 +50,7 @@ impl Downstream {
         let status =
             StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         match read_bounded(answer).await {
-            Ok(body) => HttpResponse::build(status).body(body),
+            Ok(body) => crate::echoed(HttpResponse::build(status), body),
             Err(err) => {
                 log::warn!("downstream answer from {} failed: {err}", self.url);
                 HttpResponse::BadGateway().body("downstream answer incomplete")

@@ -56,6 +56,11 @@ impl<'a> RequestHeaders<'a> {
         }
     }
 
+    /// Whether a trace header was found (valid or not).
+    pub(crate) fn has_trace_header(&self) -> bool {
+        self.traceparent.is_some() || self.cloud_trace_context.is_some()
+    }
+
     /// One pass over `headers`. Names are told apart by length first, and
     /// standard names (`host`, `user-agent`, `forwarded`) by their enum tag,
     /// so that a header telemetry does not read costs a few instructions.
