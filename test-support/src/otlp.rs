@@ -110,8 +110,8 @@ impl OtlpReceiver {
     }
 
     /// Starts both transports on the given loopback ports (0 for any),
-    /// keeping only a count: of bytes for HTTP/protobuf (not decoded, so
-    /// that the sink stays light beside a benchmark), of spans for gRPC.
+    /// keeping only a count of the bytes posted (not decoded, over either
+    /// transport, so that the sink stays light beside a benchmark).
     pub fn start_counting(grpc_port: u16, http_port: u16) -> Self {
         Self::start_on(grpc_port, http_port, false)
     }
@@ -139,18 +139,32 @@ impl OtlpReceiver {
                 runtime.block_on(async move {
                     let listener =
                         tokio::net::TcpListener::from_std(grpc_listener).expect("tokio listener");
-                    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                    tonic::transport::Server::builder()
-                        .serve_with_incoming_shutdown(
-                            TraceServiceServer::new(collector)
-                                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                            incoming,
-                            async {
-                                let _ = stopped.await;
-                            },
-                        )
-                        .await
-                        .expect("gRPC receiver");
+                    // No Nagle delay on answers, as gRPC servers do.
+                    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+                        .with_nodelay(Some(true));
+                    let shutdown = async {
+                        let _ = stopped.await;
+                    };
+                    // HTTP/2 windows as large as a collector's grow to (Go's
+                    // gRPC server sizes them by bandwidth-delay, up to 16 MB):
+                    // with h2's 64 KB default, a batch waits for window updates
+                    // from a receiver that shares its core with the load.
+                    let server = tonic::transport::Server::builder()
+                        .initial_stream_window_size(4 << 20)
+                        .initial_connection_window_size(16 << 20);
+                    let served = if keep_spans {
+                        let service = TraceServiceServer::new(collector)
+                            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+                        server
+                            .serve_with_incoming_shutdown(service, incoming, shutdown)
+                            .await
+                    } else {
+                        let service = counting::CountingTraceService(collector.0.count.clone());
+                        server
+                            .serve_with_incoming_shutdown(service, incoming, shutdown)
+                            .await
+                    };
+                    served.expect("gRPC receiver");
                 });
             })
             .expect("start the gRPC receiver");
@@ -262,8 +276,8 @@ impl OtlpReceiver {
             .unwrap_or_default()
     }
 
-    /// How many spans were received so far (kept or counted); for a
-    /// counting receiver's HTTP/protobuf side, how many bytes.
+    /// A counting receiver's bytes received so far, over both transports
+    /// (0 for a receiver that keeps spans).
     pub fn count(&self) -> u64 {
         self.received.count.load(Ordering::Relaxed)
     }
@@ -303,6 +317,107 @@ impl Drop for OtlpReceiver {
 
 struct Collector(Received);
 
+/// The benchmarks' gRPC receiver: like the HTTP one, it counts the bytes of
+/// each export request without decoding them (decoding ~150,000 spans a
+/// second beside the load generator would make the sink the bottleneck).
+mod counting {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use prost::bytes::Buf;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+    use tonic::codegen::{http, BoxFuture, Service};
+    use tonic::server::{Grpc, NamedService, UnaryService};
+    use tonic::{Request, Response, Status};
+
+    #[derive(Clone)]
+    pub(super) struct CountingTraceService(pub(super) Arc<AtomicU64>);
+
+    impl NamedService for CountingTraceService {
+        const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    }
+
+    impl Service<http::Request<tonic::body::Body>> for CountingTraceService {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Infallible>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+            let count = self.0.clone();
+            Box::pin(async move {
+                if request.uri().path()
+                    != "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+                {
+                    return Ok(Status::unimplemented("only Export").into_http());
+                }
+                let mut grpc = Grpc::new(LengthCodec)
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+                Ok(grpc.unary(Export(count), request).await)
+            })
+        }
+    }
+
+    struct Export(Arc<AtomicU64>);
+
+    impl UnaryService<u64> for Export {
+        type Response = ();
+        type Future = std::future::Ready<Result<Response<()>, Status>>;
+
+        fn call(&mut self, request: Request<u64>) -> Self::Future {
+            self.0.fetch_add(request.into_inner(), Ordering::Relaxed);
+            std::future::ready(Ok(Response::new(())))
+        }
+    }
+
+    /// Decodes a message into its length; encodes the empty answer (an
+    /// `ExportTraceServiceResponse` with no field set is zero bytes).
+    #[derive(Clone, Copy)]
+    struct LengthCodec;
+
+    impl Codec for LengthCodec {
+        type Encode = ();
+        type Decode = u64;
+        type Encoder = LengthCodec;
+        type Decoder = LengthCodec;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            LengthCodec
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            LengthCodec
+        }
+    }
+
+    impl Encoder for LengthCodec {
+        type Item = ();
+        type Error = Status;
+
+        fn encode(&mut self, _: (), _: &mut EncodeBuf<'_>) -> Result<(), Status> {
+            Ok(())
+        }
+    }
+
+    impl Decoder for LengthCodec {
+        type Item = u64;
+        type Error = Status;
+
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<u64>, Status> {
+            let length = src.remaining();
+            src.advance(length);
+            Ok(Some(length as u64))
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl TraceService for Collector {
     async fn export(
@@ -324,16 +439,6 @@ fn collect(
     compressed: bool,
     request: ExportTraceServiceRequest,
 ) {
-    if !into.keep_spans {
-        let spans: usize = request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
-        into.count.fetch_add(spans as u64, Ordering::Relaxed);
-        return;
-    }
     let mut received = Vec::new();
     for resource_spans in request.resource_spans {
         let resource = resource_spans
