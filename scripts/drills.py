@@ -139,7 +139,7 @@ def raw_request(port, request):
 
 def drill_hostile(binary, short):
     count = 1_000 if short else 10_000
-    print(f"hostile: {count} hostile requests beside normal load")
+    print(f"hostile: at least {count} hostile requests beside normal load")
     sink = subprocess.Popen([str(binary.parent / "otlp-sink"), str(free_port()), str(sink_http := free_port())],
                             stdout=subprocess.DEVNULL)
     service = Service(binary, {"OTEL_TRACES_SAMPLER": "always_on",
@@ -147,34 +147,55 @@ def drill_hostile(binary, short):
     try:
         wrk(f"{service.base}/", 3)  # warm up
         normal_rss = service.rss_kb()
-        base_rps, _, _ = wrk(f"{service.base}/", 5)
         members = ",".join(f"k{i}=v{i}" for i in range(25_000))  # ~200 KB
         tracestate = members[:100_000]
-        families = [
-            f"GET / HTTP/1.1\r\nHost: x\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: {tracestate}\r\n\r\n",
+        parent = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        hostile = [
+            f"GET / HTTP/1.1\r\nHost: x\r\n{parent}\r\ntracestate: {tracestate}\r\n\r\n",
             f"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: {'u' * 8000}\r\n\r\n",
             f"GET / HTTP/1.1\r\nHost: {'h' * 5000}\r\n\r\n",
             f"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: {'s' * 10000}\r\nX-Forwarded-For: not-an-ip\r\n\r\n",
         ]
+        # The control: requests of the same sizes, sent the same way, whose
+        # bytes are in a header telemetry never reads. The attackers share
+        # the machine with the server and wrk, so "unchanged" means the same
+        # throughput as beside these, not as beside nothing.
+        padding = [
+            f"GET / HTTP/1.1\r\nHost: x\r\n{parent}\r\nx-padding: {tracestate}\r\n\r\n",
+            f"GET / HTTP/1.1\r\nHost: x\r\nx-padding: {'u' * 8000}\r\n\r\n",
+            f"GET / HTTP/1.1\r\nHost: x\r\nx-padding: {'h' * 5000}\r\n\r\n",
+            f"GET / HTTP/1.1\r\nHost: x\r\nx-padding: {'s' * 10000}\r\nx-padding-2: not-an-ip\r\n\r\n",
+        ]
         sent = [0]
         statuses = {}
-        stop = threading.Event()
 
-        def attack():
-            while not stop.is_set() and sent[0] < count:
-                request = families[sent[0] % len(families)].encode()
-                sent[0] += 1
-                answer = raw_request(service.port, request)
-                status = answer[9:12].decode(errors="replace")
-                statuses[status] = statuses.get(status, 0) + 1
+        def beside(families, count):
+            """wrk's requests/s while two threads send `families` in turn
+            (and go on until `count` are sent)."""
+            stop = threading.Event()
+            done = [0]
 
-        attackers = [threading.Thread(target=attack) for _ in range(2)]
-        for a in attackers:
-            a.start()
-        during_rps, _, during_errors = wrk(f"{service.base}/", 5)
-        for a in attackers:
-            a.join(timeout=600)
-        stop.set()
+            def attack():
+                while not stop.is_set() or done[0] < count:
+                    i = done[0]
+                    done[0] += 1
+                    answer = raw_request(service.port, families[i % len(families)].encode())
+                    status = answer[9:12].decode(errors="replace")
+                    if families is hostile:
+                        sent[0] += 1
+                        statuses[status] = statuses.get(status, 0) + 1
+
+            attackers = [threading.Thread(target=attack) for _ in range(2)]
+            for a in attackers:
+                a.start()
+            rps, _, errors = wrk(f"{service.base}/", 5)
+            stop.set()
+            for a in attackers:
+                a.join(timeout=600)
+            return rps, errors
+
+        base_rps, _ = beside(padding, 0)
+        during_rps, during_errors = beside(hostile, count)
         time.sleep(1)
         after_rss = service.rss_kb()
         oversized = service.metric('http_request_header_rejections_total{header="tracestate",reason="oversized"}')
@@ -182,9 +203,10 @@ def drill_hostile(binary, short):
               f"throughput of others {base_rps:.0f} -> {during_rps:.0f} requests/s; answers {statuses}")
         check(after_rss - normal_rss <= 2048, f"memory within 2 MB of normal ({after_rss - normal_rss:+} KB)")
         check(during_rps >= (0.7 if short else 0.9) * base_rps,
-              f"other clients' throughput kept ({during_rps / base_rps:.2f}x)")
+              f"other clients' throughput kept ({during_rps / base_rps:.2f}x of beside harmless "
+              "requests of the same sizes)")
         check(during_errors == 0, f"no failed request among the others ({during_errors})")
-        check(oversized >= sent[0] // len(families), f"oversized tracestates counted ({oversized:.0f})")
+        check(oversized >= sent[0] // len(hostile), f"oversized tracestates counted ({oversized:.0f})")
         check(not service.error_lines(), f"no ERROR line ({len(service.error_lines())})")
     finally:
         service.stop()
@@ -255,15 +277,20 @@ def drill_exporter(binary, short):
             rps, total, errors = wrk(f"{service.base}/", seconds)
             rss_end = service.rss_kb()
             dropped = service.metric("otel_spans_dropped_total")
-            attempts_per_s = collector.attempts / seconds
+            attempts = collector.attempts
+            if mode == "closed":
+                # Nothing listens to count connections: the attempts are
+                # those the service's rate-limited failure log reports (all
+                # but the last report's window).
+                attempts = sum(int(n) for n in re.findall(r"span export failed \((\d+) failure", service.output()))
+            attempts_per_s = attempts / seconds
             print(f"    {mode}: {total} requests ({rps:.0f}/s), {errors} failed; {rss_start} -> {rss_end} KB; "
-                  f"{dropped:.0f} spans dropped (counted); {collector.attempts} export attempts "
+                  f"{dropped:.0f} spans dropped (counted); {attempts} export attempts "
                   f"({attempts_per_s:.1f}/s)")
             check(errors == 0, f"{mode}: no request failed")
             check(rss_end <= max(rss_start, 8192) + 20_480, f"{mode}: memory bounded ({rss_end} KB)")
             check(dropped > 0, f"{mode}: drops counted")
-            if mode != "closed":
-                check(attempts_per_s <= 3, f"{mode}: export attempts back off ({attempts_per_s:.1f}/s)")
+            check(0 < attempts and attempts_per_s <= 3, f"{mode}: export attempts back off ({attempts_per_s:.1f}/s)")
         finally:
             service.stop()
             collector.close()
@@ -281,7 +308,9 @@ def drill_sigterm(binary, short):
     rate = 6_000 if short else 18_000
     print(f"sigterm: SIGTERM after {seconds} s at {rate} requests/s, 20 slow requests in flight")
     sink_grpc, sink_http = free_port(), free_port()
-    sink = subprocess.Popen([str(binary.parent / "otlp-sink"), str(sink_grpc), str(sink_http)],
+    # --spans: the sink decodes and counts spans (not bytes), so that every
+    # span of every answered request can be checked for.
+    sink = subprocess.Popen([str(binary.parent / "otlp-sink"), "--spans", str(sink_grpc), str(sink_http)],
                             stdout=subprocess.PIPE, text=True)
     service = Service(binary, {"OTEL_TRACES_SAMPLER": "always_on",
                                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
@@ -310,10 +339,9 @@ def drill_sigterm(binary, short):
         result = json.loads(Path(report).read_text())
         time.sleep(1.5)  # the sink prints its count every second
         sink.send_signal(signal.SIGTERM)
-        # The sink's count: spans, when only its gRPC side receives.
         spans = 0
         for line in sink.stdout.read().splitlines():
-            match = re.match(r"(\d+) ", line)
+            match = re.match(r"(\d+) spans$", line)
             if match:
                 spans = int(match.group(1))
         # After SIGTERM the listener is closed: the load's later requests

@@ -85,11 +85,21 @@ impl ReceivedSpan {
     }
 }
 
-/// What the receiver keeps: every span (tests), or only their number
-/// (benchmarks, where millions arrive).
+/// What a receiver keeps of what it receives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Every span, decoded (tests).
+    Spans,
+    /// How many spans, decoded (drills, where every span must be counted).
+    SpanCount,
+    /// How many bytes, not decoded (benchmarks, where millions of spans
+    /// arrive beside the load generator).
+    ByteCount,
+}
+
 #[derive(Clone)]
 struct Received {
-    keep_spans: bool,
+    keep: Keep,
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
     count: Arc<AtomicU64>,
 }
@@ -106,19 +116,25 @@ pub struct OtlpReceiver {
 impl OtlpReceiver {
     /// Starts both transports on free loopback ports, keeping every span.
     pub fn start() -> Self {
-        Self::start_on(0, 0, true)
+        Self::start_on(0, 0, Keep::Spans)
     }
 
     /// Starts both transports on the given loopback ports (0 for any),
     /// keeping only a count of the bytes posted (not decoded, over either
     /// transport, so that the sink stays light beside a benchmark).
     pub fn start_counting(grpc_port: u16, http_port: u16) -> Self {
-        Self::start_on(grpc_port, http_port, false)
+        Self::start_on(grpc_port, http_port, Keep::ByteCount)
     }
 
-    fn start_on(grpc_port: u16, http_port: u16, keep_spans: bool) -> Self {
+    /// Starts both transports on the given loopback ports (0 for any),
+    /// decoding every request and keeping the number of spans received.
+    pub fn start_counting_spans(grpc_port: u16, http_port: u16) -> Self {
+        Self::start_on(grpc_port, http_port, Keep::SpanCount)
+    }
+
+    fn start_on(grpc_port: u16, http_port: u16, keep: Keep) -> Self {
         let received = Received {
-            keep_spans,
+            keep,
             spans: Arc::new(Mutex::new(Vec::new())),
             count: Arc::new(AtomicU64::new(0)),
         };
@@ -152,7 +168,7 @@ impl OtlpReceiver {
                     let server = tonic::transport::Server::builder()
                         .initial_stream_window_size(4 << 20)
                         .initial_connection_window_size(16 << 20);
-                    let served = if keep_spans {
+                    let served = if keep != Keep::ByteCount {
                         let service = TraceServiceServer::new(collector)
                             .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
                         server
@@ -203,7 +219,7 @@ impl OtlpReceiver {
                                             } else {
                                                 body
                                             };
-                                            if !received.keep_spans {
+                                            if received.keep == Keep::ByteCount {
                                                 // Benchmarks: count bytes, not spans, so
                                                 // that the sink stays light.
                                                 received.count.fetch_add(
@@ -276,8 +292,10 @@ impl OtlpReceiver {
             .unwrap_or_default()
     }
 
-    /// A counting receiver's bytes received so far, over both transports
-    /// (0 for a receiver that keeps spans).
+    /// What a counting receiver counted so far over both transports: bytes
+    /// ([`start_counting`](Self::start_counting)) or spans
+    /// ([`start_counting_spans`](Self::start_counting_spans)); 0 for a
+    /// receiver that keeps spans.
     pub fn count(&self) -> u64 {
         self.received.count.load(Ordering::Relaxed)
     }
@@ -439,6 +457,16 @@ fn collect(
     compressed: bool,
     request: ExportTraceServiceRequest,
 ) {
+    if into.keep == Keep::SpanCount {
+        let spans: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .map(|s| s.spans.len())
+            .sum();
+        into.count.fetch_add(spans as u64, Ordering::Relaxed);
+        return;
+    }
     let mut received = Vec::new();
     for resource_spans in request.resource_spans {
         let resource = resource_spans

@@ -201,18 +201,7 @@ pub(crate) struct CallTarget<'a> {
 impl CallTarget<'_> {
     /// The method as the conventions name it: a standard one, or `_OTHER`.
     fn method_label(&self) -> &'static str {
-        match self.method {
-            "GET" => "GET",
-            "HEAD" => "HEAD",
-            "POST" => "POST",
-            "PUT" => "PUT",
-            "DELETE" => "DELETE",
-            "CONNECT" => "CONNECT",
-            "OPTIONS" => "OPTIONS",
-            "TRACE" => "TRACE",
-            "PATCH" => "PATCH",
-            _ => "_OTHER",
-        }
+        crate::metrics::labels::method_name_label(self.method)
     }
 }
 

@@ -6,7 +6,12 @@ use actix_web::http::Method;
 /// every other method as `_OTHER`, as OpenTelemetry's HTTP conventions do, since
 /// a method is any token a client cares to send.
 pub(crate) fn method_label(method: &Method) -> &'static str {
-    match method.as_str() {
+    method_name_label(method.as_str())
+}
+
+/// [`method_label`] of a method by name (an outgoing call's, for one).
+pub(crate) fn method_name_label(method: &str) -> &'static str {
+    match method {
         "GET" => "GET",
         "HEAD" => "HEAD",
         "POST" => "POST",
