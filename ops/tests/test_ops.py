@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
 KUBERNETES_VERSION = "1.33.0"
-OVERLAYS = ["base", "overlays/prometheus", "overlays/gmp", "loadtester"]
+OVERLAYS = ["base", "overlays/prometheus", "overlays/gmp", "overlays/chained", "loadtester"]
 DASHBOARDS = sorted((OPS / "dashboards").glob("*.json"))
 RULE_FILES = sorted((OPS / "prometheus" / "rules").glob("*.yml"))
 
@@ -183,6 +183,38 @@ def test_skaffold_builds_what_its_manifests_deploy():
         # Every image of ours that is deployed is built (skaffold puts the
         # built tag in its place).
         assert ours <= artifacts.keys(), (name, ours - artifacts.keys())
+
+
+def test_chained_overlay_calls_the_second_deployment_only():
+    """flask-app-tutorial's DOWNSTREAM_URL names a Service of the overlay
+    that selects the second Deployment's pods on a port they serve, and the
+    second instance exports spans under a name of its own."""
+    docs = render("overlays/chained")
+    by_kind = lambda kind: {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+    deployments, services = by_kind("Deployment"), by_kind("Service")
+    env = lambda name: {
+        e["name"]: e.get("value") for e in deployments[name]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    url = urllib.parse.urlsplit(env("flask-app-tutorial")["DOWNSTREAM_URL"])
+    assert url.scheme == "http" and url.path.startswith("/hello/")
+    service = services[url.hostname]
+    port = next(p for p in service["spec"]["ports"] if p["port"] == (url.port or 80))
+    assert service["spec"]["type"] == "ClusterIP"
+    downstream = next(
+        d for d in deployments.values()
+        if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert downstream["metadata"]["name"] == "flask-app-downstream"
+    container = downstream["spec"]["template"]["spec"]["containers"][0]
+    assert port["targetPort"] in [p["name"] for p in container["ports"]]
+    assert container["image"] == deployments["flask-app-tutorial"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert env("flask-app-downstream")["OTEL_SERVICE_NAME"] != env("flask-app-tutorial")["OTEL_SERVICE_NAME"]
+    assert "DOWNSTREAM_URL" not in env("flask-app-downstream")
+    # The public Service still selects only the first Deployment's pods.
+    public = services["flask-app-tutorial"]["spec"]["selector"]
+    assert not public.items() <= downstream["spec"]["template"]["metadata"]["labels"].items()
+    # Without the component, nothing calls out.
+    assert all("DOWNSTREAM_URL" not in str(d) for d in render("overlays/gmp"))
 
 
 def test_workloads_are_locked_down_and_metrics_ports_named():
