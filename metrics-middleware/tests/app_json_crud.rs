@@ -15,11 +15,14 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use metrics_middleware::logging::{LogFormat, Logging};
-use metrics_middleware::telemetry::{in_current_trace, TelemetryConfig, TraceContext};
+use metrics_middleware::telemetry::{in_current_trace, TraceContext};
 use metrics_middleware::Observability;
 use serde_json::{json, Value};
 use test_support::otlp::{OtlpReceiver, ReceivedSpan};
 use test_support::{agent, free_port, LogCapture};
+
+mod common;
+use common::telemetry_to;
 
 /// The storage: a map behind a lock, as slow as a database would be.
 #[derive(Default)]
@@ -82,19 +85,6 @@ async fn read(store: web::Data<Store>, id: web::Path<u64>) -> actix_web::Result<
     })
 }
 
-fn config(receiver: &OtlpReceiver) -> TelemetryConfig {
-    let endpoint = receiver.http_endpoint();
-    TelemetryConfig::from_lookup(|name| {
-        Some(match name {
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => endpoint.clone(),
-            "OTEL_EXPORTER_OTLP_PROTOCOL" => "http/protobuf".to_owned(),
-            "OTEL_BSP_SCHEDULE_DELAY" => "100".to_owned(),
-            _ => return None,
-        })
-    })
-    .expect("valid settings")
-}
-
 fn by_name<'a>(spans: &'a [ReceivedSpan], name: &str) -> Vec<&'a ReceivedSpan> {
     spans.iter().filter(|s| s.name() == name).collect()
 }
@@ -111,7 +101,7 @@ async fn the_trace_follows_the_work_and_every_request_is_logged_once() {
         .service("crud", "1.0.0")
         .exclude_path("/healthz")
         .access_log(true)
-        .telemetry_config(config(&receiver))
+        .telemetry_config(telemetry_to(&receiver, "http/protobuf"))
         .logging(
             Logging::builder()
                 .format(LogFormat::Json)

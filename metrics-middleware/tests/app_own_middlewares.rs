@@ -10,10 +10,12 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{error, web, App, HttpResponse, HttpServer};
-use metrics_middleware::telemetry::TelemetryConfig;
 use metrics_middleware::{Exclude, Observability};
 use test_support::otlp::{OtlpReceiver, ReceivedSpan};
 use test_support::{agent, free_port};
+
+mod common;
+use common::{span, telemetry_to};
 
 /// Sends visitors without a session to the login page; refuses a login
 /// without credentials with an error (not a response).
@@ -56,26 +58,6 @@ async fn slow() -> &'static str {
     "finally"
 }
 
-fn config(receiver: &OtlpReceiver) -> TelemetryConfig {
-    let endpoint = receiver.grpc_endpoint();
-    TelemetryConfig::from_lookup(|name| {
-        Some(match name {
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => endpoint.clone(),
-            "OTEL_EXPORTER_OTLP_PROTOCOL" => "grpc".to_owned(),
-            "OTEL_BSP_SCHEDULE_DELAY" => "100".to_owned(),
-            _ => return None,
-        })
-    })
-    .expect("valid settings")
-}
-
-fn span<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
-    spans
-        .iter()
-        .find(|s| s.name() == name)
-        .unwrap_or_else(|| panic!("no span {name:?} in {spans:#?}"))
-}
-
 #[actix_web::test]
 async fn early_returns_and_inner_errors_are_counted_traced_and_keep_their_route() {
     let receiver = OtlpReceiver::start();
@@ -84,7 +66,7 @@ async fn early_returns_and_inner_errors_are_counted_traced_and_keep_their_route(
         .service("shop", "2.0.0")
         .exclude(Exclude::path_prefix("/static/"))
         .exclude(Exclude::route("/internal/{job}"))
-        .telemetry_config(config(&receiver))
+        .telemetry_config(telemetry_to(&receiver, "grpc"))
         .without_logging()
         .metrics_address(([127, 0, 0, 1], metrics_port))
         .install()

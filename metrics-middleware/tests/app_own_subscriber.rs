@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use metrics_middleware::logging::{LogFormat, Logging};
-use metrics_middleware::telemetry::TelemetryConfig;
 use metrics_middleware::Observability;
 use test_support::otlp::OtlpReceiver;
 use test_support::{agent, free_port, LogCapture};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
+
+mod common;
+use common::telemetry_to;
 
 #[tracing::instrument]
 async fn find_user(id: u64) -> String {
@@ -24,18 +26,6 @@ async fn find_user(id: u64) -> String {
     format!("user {id}")
 }
 
-fn config(receiver: &OtlpReceiver) -> TelemetryConfig {
-    let endpoint = receiver.http_endpoint();
-    TelemetryConfig::from_lookup(|name| {
-        Some(match name {
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => endpoint.clone(),
-            "OTEL_BSP_SCHEDULE_DELAY" => "100".to_owned(),
-            _ => return None,
-        })
-    })
-    .expect("valid settings")
-}
-
 #[actix_web::test]
 async fn our_layers_join_the_apps_subscriber() {
     let receiver = OtlpReceiver::start();
@@ -43,7 +33,7 @@ async fn our_layers_join_the_apps_subscriber() {
     let for_ours = ours.clone();
     let observability = Observability::builder()
         .service("users", "1.2.3")
-        .telemetry_config(config(&receiver))
+        .telemetry_config(telemetry_to(&receiver, "http/protobuf"))
         .logging(
             Logging::builder()
                 .format(LogFormat::Json)
@@ -68,7 +58,7 @@ async fn our_layers_join_the_apps_subscriber() {
     // Installing this crate's logging now would replace the app's: refused,
     // with what to do instead.
     let refused = Observability::builder()
-        .telemetry_config(config(&receiver))
+        .telemetry_config(telemetry_to(&receiver, "http/protobuf"))
         .without_metrics_server()
         .install()
         .expect_err("a subscriber is set already");

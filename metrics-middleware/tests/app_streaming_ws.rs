@@ -10,11 +10,14 @@ use actix_web::web::Bytes;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use futures_util::StreamExt as _;
 use metrics_middleware::logging::{LogFormat, Logging};
-use metrics_middleware::telemetry::{TelemetryConfig, TraceContext};
+use metrics_middleware::telemetry::TraceContext;
 use metrics_middleware::Observability;
 use serde_json::Value;
-use test_support::otlp::{OtlpReceiver, ReceivedSpan};
+use test_support::otlp::OtlpReceiver;
 use test_support::{agent, free_port, LogCapture};
+
+mod common;
+use common::{span, telemetry_to};
 
 /// Three lines, each made (and logged) when the connection asks for it.
 async fn numbers() -> HttpResponse {
@@ -52,25 +55,6 @@ async fn echo(
     Ok(response)
 }
 
-fn config(receiver: &OtlpReceiver) -> TelemetryConfig {
-    let endpoint = receiver.http_endpoint();
-    TelemetryConfig::from_lookup(|name| {
-        Some(match name {
-            "OTEL_EXPORTER_OTLP_ENDPOINT" => endpoint.clone(),
-            "OTEL_BSP_SCHEDULE_DELAY" => "100".to_owned(),
-            _ => return None,
-        })
-    })
-    .expect("valid settings")
-}
-
-fn span<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
-    spans
-        .iter()
-        .find(|s| s.name() == name)
-        .unwrap_or_else(|| panic!("no span {name:?} in {spans:#?}"))
-}
-
 #[test]
 fn under_tokio_main_streams_and_websockets_keep_their_trace() {
     let receiver = OtlpReceiver::start();
@@ -85,7 +69,7 @@ fn under_tokio_main_streams_and_websockets_keep_their_trace() {
         // What `#[tokio::main] async fn main` runs.
         let observability = Observability::builder()
             .service("live", "0.3.0")
-            .telemetry_config(config(&receiver))
+            .telemetry_config(telemetry_to(&receiver, "http/protobuf"))
             .logging(
                 Logging::builder()
                     .format(LogFormat::Json)
