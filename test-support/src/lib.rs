@@ -250,6 +250,16 @@ impl Prometheus {
     /// Starts Prometheus with one job per `(job, target)` pair, scraping
     /// `target` (`host:port`) at `/metrics`.
     pub fn start(targets: &[(&str, String)], interval: Duration) -> Self {
+        Self::start_scraping(targets, interval, &[])
+    }
+
+    /// As [`start`](Self::start), with exemplar storage on
+    /// (`--enable-feature=exemplar-storage`).
+    pub fn start_with_exemplars(targets: &[(&str, String)], interval: Duration) -> Self {
+        Self::start_scraping(targets, interval, &["--enable-feature=exemplar-storage"])
+    }
+
+    fn start_scraping(targets: &[(&str, String)], interval: Duration, args: &[&str]) -> Self {
         let mut config = format!(
             "global:\n  scrape_interval: {ms}ms\n  scrape_timeout: {ms}ms\nscrape_configs:\n",
             ms = interval.as_millis()
@@ -259,7 +269,7 @@ impl Prometheus {
                 "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
             ));
         }
-        let prometheus = Self::start_with_config(&config, &[]);
+        let prometheus = Self::start_with_args(&config, &[], args);
         prometheus.wait_for_targets(targets.len(), Duration::from_secs(30));
         prometheus
     }
@@ -276,24 +286,6 @@ impl Prometheus {
                 Err(format!("{active} active targets"))
             }
         });
-    }
-
-    /// As [`start`](Self::start), with exemplar storage on
-    /// (`--enable-feature=exemplar-storage`).
-    pub fn start_with_exemplars(targets: &[(&str, String)], interval: Duration) -> Self {
-        let mut config = format!(
-            "global:\n  scrape_interval: {ms}ms\n  scrape_timeout: {ms}ms\nscrape_configs:\n",
-            ms = interval.as_millis()
-        );
-        for (job, target) in targets {
-            config.push_str(&format!(
-                "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
-            ));
-        }
-        let prometheus =
-            Self::start_with_args(&config, &[], &["--enable-feature=exemplar-storage"]);
-        prometheus.wait_for_targets(targets.len(), Duration::from_secs(30));
-        prometheus
     }
 
     /// Starts Prometheus with a configuration text and extra files (rule
