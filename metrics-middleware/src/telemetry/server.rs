@@ -62,19 +62,10 @@ impl ServerTracer {
     ) -> Option<RequestTrace> {
         let sampler = match &self.mode {
             Mode::Propagate => {
-                let looked_up;
-                let found = match found {
-                    Some(found) => found,
-                    None => {
-                        looked_up = RequestHeaders::trace_only(req.headers());
-                        &looked_up
-                    }
+                let (parent, rejected) = match found {
+                    Some(found) => propagation::extract_found(found, req.headers()),
+                    None => propagation::extract(req.headers()),
                 };
-                if !found.has_trace_header() {
-                    // Most requests: nothing to carry on.
-                    return None;
-                }
-                let (parent, rejected) = propagation::extract_found(found, req.headers());
                 self.count(&rejected);
                 let parent = parent?;
                 let cx = propagation::context_with_parent(&Context::new(), &parent);
